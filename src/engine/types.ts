@@ -143,6 +143,8 @@ export interface Engine {
   ): Promise<NextTokenResult[]>;
   /** Render a prompt as the model will see it (chat template or raw), for auditing and length checks. */
   renderPrompt(prompt: Prompt, format?: "auto" | "chat" | "raw"): string;
+  /** Token ids of a prompt exactly as `generate` feeds it (BOS and template included); the trainer needs them. */
+  tokenizePrompt(prompt: Prompt, format?: "auto" | "chat" | "raw"): number[];
   countTokens(text: string): number;
   dispose(): Promise<void>;
 }
