@@ -1,0 +1,436 @@
+import { mkdtemp, rm } from "node:fs/promises";
+import os from "node:os";
+import path from "node:path";
+import {
+  InsufficientMemoryError,
+  type Llama,
+  type LlamaContext,
+  type LlamaContextSequence,
+  LlamaGrammarEvaluationState,
+  type LlamaModel,
+  type Token,
+} from "node-llama-cpp";
+import { UserError } from "../util/errors.js";
+import { type GpuChoice, loadLlama } from "./llama-runtime.js";
+import { checkModelFile } from "./model-file.js";
+import { type PromptFormat, PromptRenderer } from "./prompt-renderer.js";
+import { modelFamily } from "./sampling-presets.js";
+import { generateOnSequence } from "./sequence-generate.js";
+import {
+  type Engine,
+  type GenerateOptions,
+  type GenerationRequest,
+  GenerationRequestSchema,
+  type ModelInfo,
+  type NextTokenRequest,
+  type NextTokenResult,
+  type Prompt,
+  type ResolvedGenerationRequest,
+  type Rollout,
+  type Sampling,
+  type ScoreRequest,
+  ScoreRequestSchema,
+  type ScoreResult,
+} from "./types.js";
+
+export type PrefixShare = "auto" | "copy" | "none";
+
+export type LlamaEngineOptions = {
+  modelPath: string;
+  gpu?: GpuChoice;
+  threads: number;
+  verbose?: boolean;
+  /** Most sequences in one context; larger batches run in waves. */
+  maxSequences?: number;
+  /**
+   * Evaluate each prompt once and copy its KV state into its G sequences (`copy`), or let every sequence
+   * evaluate the prompt itself in the shared batch (`none`). `auto` copies when the prompt is long enough
+   * for the copy to pay (see bench/rollouts).
+   */
+  prefixShare?: PrefixShare;
+  /** LoRA adapters applied to every context this engine creates. */
+  adapters?: { path: string; scale?: number }[];
+  /** Share an already loaded model (policy and anchor on one file: one model in memory, two contexts). */
+  shareModelWith?: LlamaEngine;
+};
+
+/** Prompts at least this long (tokens) get their KV state copied instead of re-evaluated, under `auto`. */
+const AUTO_PREFIX_COPY_MIN_TOKENS = 64;
+
+type Job = {
+  request: ResolvedGenerationRequest;
+  requestIndex: number;
+  rolloutIndex: number;
+  promptTokens: number[];
+  stops: string[];
+};
+
+export async function openLlamaEngine(opts: LlamaEngineOptions): Promise<LlamaEngine> {
+  if (opts.shareModelWith) {
+    const base = opts.shareModelWith;
+    return new LlamaEngine(base.llama, base.model, base.info, opts);
+  }
+  const checked = await checkModelFile(opts.modelPath);
+  const llama = await loadLlama({ gpu: opts.gpu ?? "auto", threads: opts.threads, verbose: opts.verbose });
+  let model: LlamaModel;
+  try {
+    model = await llama.loadModel({ modelPath: opts.modelPath });
+  } catch (e) {
+    if (e instanceof InsufficientMemoryError) {
+      throw new UserError(`${opts.modelPath}: does not fit in memory (${e.message})`, 1, { cause: e });
+    }
+    throw new UserError(`${opts.modelPath}: llama.cpp could not load it (${(e as Error).message})`, 1, {
+      cause: e,
+    });
+  }
+  const general = checked.info.metadata.general;
+  const info: ModelInfo = {
+    path: opts.modelPath,
+    architecture: checked.architecture,
+    parameters: undefined,
+    trainContextSize: model.trainContextSize,
+    vocabSize: checked.info.metadata.tokenizer?.ggml?.tokens?.length ?? 0,
+    hasChatTemplate: Boolean(checked.info.metadata.tokenizer?.chat_template),
+    family: modelFamily(checked.architecture, String(general?.name ?? general?.basename ?? "")),
+  };
+  return new LlamaEngine(llama, model, info, opts);
+}
+
+/** The local engine: one GGUF through node-llama-cpp, all sequences of a batch in one context. */
+export class LlamaEngine implements Engine {
+  private readonly renderer: PromptRenderer;
+  private context: LlamaContext | null = null;
+  private contextShape = { sequences: 0, size: 0 };
+  private adapters: { path: string; scale?: number }[];
+  private readonly ownsModel: boolean;
+
+  constructor(
+    readonly llama: Llama,
+    readonly model: LlamaModel,
+    readonly info: ModelInfo,
+    private readonly opts: LlamaEngineOptions,
+  ) {
+    this.renderer = new PromptRenderer(model);
+    this.adapters = opts.adapters ?? [];
+    this.ownsModel = !opts.shareModelWith;
+  }
+
+  get threads(): number {
+    return this.opts.threads;
+  }
+
+  /** Swaps the LoRA adapters: the next batch runs in a fresh context (llama.cpp binds adapters per context). */
+  async setAdapters(adapters: { path: string; scale?: number }[]): Promise<void> {
+    this.adapters = adapters;
+    await this.dropContext();
+  }
+
+  renderPrompt(prompt: Prompt, format: PromptFormat = "auto"): string {
+    return this.renderer.render(prompt, format).text.toString();
+  }
+
+  tokenizePrompt(prompt: Prompt, format: PromptFormat = "auto"): number[] {
+    return this.renderer.tokenize(prompt, format);
+  }
+
+  /**
+   * Tokens of text that continues a prompt. SentencePiece tokenizers prefix a space to text tokenized on
+   * its own; `trimLeadingSpace` gives the ids the text has after a prompt (" time" -> "▁time").
+   */
+  private continuationTokens(text: string): number[] {
+    return this.model.tokenize(text, false, "trimLeadingSpace");
+  }
+
+  countTokens(text: string): number {
+    return this.model.tokenize(text, false).length;
+  }
+
+  async generate(requests: GenerationRequest[], options: GenerateOptions = {}): Promise<Rollout[][]> {
+    const resolved = requests.map((r, i) => {
+      const parsed = GenerationRequestSchema.safeParse(r);
+      if (!parsed.success) throw new UserError(`generation request ${i}: ${parsed.error.issues[0]?.message}`);
+      return parsed.data;
+    });
+    const jobs: Job[] = [];
+    resolved.forEach((request, requestIndex) => {
+      const rendered = this.renderer.render(request.prompt, request.format);
+      const promptTokens = this.renderer.tokenize(request.prompt, request.format);
+      const stops = [...(request.stop ?? []), ...rendered.stops];
+      for (let rolloutIndex = 0; rolloutIndex < request.n; rolloutIndex++) {
+        jobs.push({ request, requestIndex, rolloutIndex, promptTokens, stops });
+      }
+    });
+
+    const out: Rollout[][] = resolved.map((r) => new Array<Rollout>(r.n));
+    const t0 = performance.now();
+    const progress = { rolloutsDone: 0, rolloutsTotal: jobs.length, tokensGenerated: 0 };
+    let lastReport = 0;
+    const report = (force = false) => {
+      const now = performance.now();
+      if (!options.onProgress || (!force && now - lastReport < 250)) return;
+      lastReport = now;
+      options.onProgress({ ...progress, elapsedMs: now - t0 });
+    };
+
+    for (const wave of this.waves(jobs)) {
+      if (options.signal?.aborted) break;
+      await this.runWave(
+        wave,
+        t0,
+        options,
+        (r) => {
+          out[r.requestIndex][r.rolloutIndex] = r;
+          if (r.finishReason !== "aborted") {
+            progress.rolloutsDone++;
+            options.onRollout?.(r);
+          }
+          report(true);
+        },
+        () => {
+          progress.tokensGenerated++;
+          report();
+        },
+      );
+    }
+    return out.map((rs) => rs.filter(Boolean));
+  }
+
+  /** Groups jobs so that a request's rollouts share a wave (its prompt state can then be copied). */
+  private *waves(jobs: Job[]): Generator<Job[]> {
+    const max = Math.max(1, this.opts.maxSequences ?? 64);
+    let wave: Job[] = [];
+    for (const job of jobs) {
+      const startsRequest = job.rolloutIndex === 0;
+      if (wave.length >= max || (startsRequest && wave.length + job.request.n > max && wave.length > 0)) {
+        yield wave;
+        wave = [];
+      }
+      wave.push(job);
+    }
+    if (wave.length > 0) yield wave;
+  }
+
+  private async runWave(
+    wave: Job[],
+    t0: number,
+    options: GenerateOptions,
+    onDone: (r: Rollout) => void,
+    onToken: () => void,
+  ): Promise<void> {
+    const size = Math.max(...wave.map((j) => j.promptTokens.length + j.request.maxTokens)) + 1;
+    for (const j of wave) this.assertFits(j.promptTokens.length, j.request.maxTokens);
+    const context = await this.ensureContext(wave.length, size);
+    const sequences = wave.map(() => context.getSequence());
+    const tmp = await mkdtemp(path.join(os.tmpdir(), "catrl-prefix-"));
+    try {
+      const inputs = await this.preparePrefixes(wave, sequences, tmp);
+      await Promise.all(
+        wave.map(async (job, k) => {
+          const seed = job.request.seed + job.rolloutIndex;
+          const startMs = performance.now() - t0;
+          const grammar = job.request.jsonSchema
+            ? new LlamaGrammarEvaluationState({
+                model: this.model,
+                grammar: await this.llama.createGrammarForJsonSchema(job.request.jsonSchema as never),
+              })
+            : undefined;
+          const r = await generateOnSequence(this.model, sequences[k], {
+            input: inputs[k],
+            maxTokens: job.request.maxTokens,
+            sampling: job.request.sampling,
+            seed,
+            stops: job.stops,
+            grammar,
+            signal: options.signal,
+            onToken,
+          });
+          onDone({
+            requestIndex: job.requestIndex,
+            rolloutIndex: job.rolloutIndex,
+            seed,
+            text: r.text,
+            tokens: r.tokens,
+            promptTokens: job.promptTokens.length,
+            finishReason: r.finishReason,
+            logprobs: r.logprobs,
+            timings: {
+              startMs,
+              firstTokenMs: r.firstTokenAt == null ? null : r.firstTokenAt - t0,
+              endMs: performance.now() - t0,
+            },
+          });
+        }),
+      );
+    } finally {
+      for (const s of sequences) s.dispose();
+      await rm(tmp, { recursive: true, force: true });
+    }
+  }
+
+  /**
+   * Returns, per job, the tokens its sequence still has to evaluate. With prefix sharing, the first
+   * sequence of a request evaluates the prompt (all but its last token) and the others load a copy of that
+   * KV state, so G rollouts cost one prompt evaluation instead of G.
+   */
+  private async preparePrefixes(
+    wave: Job[],
+    sequences: LlamaContextSequence[],
+    tmp: string,
+  ): Promise<number[][]> {
+    const inputs = wave.map((j) => j.promptTokens);
+    const mode = this.opts.prefixShare ?? "auto";
+    if (mode === "none") return inputs;
+    const groups = new Map<number, number[]>();
+    wave.forEach((j, k) => {
+      const g = groups.get(j.requestIndex) ?? [];
+      g.push(k);
+      groups.set(j.requestIndex, g);
+    });
+    await Promise.all(
+      [...groups.values()].map(async (ks) => {
+        const prompt = wave[ks[0]].promptTokens;
+        const worth = mode === "copy" || prompt.length >= AUTO_PREFIX_COPY_MIN_TOKENS;
+        if (ks.length < 2 || prompt.length < 2 || !worth) return;
+        const prefix = prompt.slice(0, -1);
+        const first = sequences[ks[0]];
+        await first.evaluateWithoutGeneratingNewTokens(prefix as Token[]);
+        const file = path.join(tmp, `prefix-${wave[ks[0]].requestIndex}.bin`);
+        await first.saveStateToFile(file);
+        for (const k of ks.slice(1)) await sequences[k].loadStateFromFile(file, { acceptRisk: true });
+        for (const k of ks) inputs[k] = prompt.slice(-1);
+      }),
+    );
+    return inputs;
+  }
+
+  private assertFits(promptTokens: number, maxTokens: number): void {
+    const need = promptTokens + maxTokens;
+    if (need > this.info.trainContextSize) {
+      throw new UserError(
+        `${this.info.path}: context too small: prompt (${promptTokens} tokens) + max tokens (${maxTokens}) = ${need} exceeds the model's context of ${this.info.trainContextSize}`,
+      );
+    }
+  }
+
+  private async ensureContext(sequences: number, size: number): Promise<LlamaContext> {
+    const c = this.contextShape;
+    if (this.context && c.sequences >= sequences && c.size >= size && c.sequences <= sequences * 2) {
+      return this.context;
+    }
+    await this.dropContext();
+    try {
+      this.context = await this.model.createContext({
+        sequences,
+        contextSize: size,
+        threads: this.opts.threads,
+        batchSize: Math.min(Math.max(512, sequences), 4096),
+        lora: this.adapters.length
+          ? { adapters: this.adapters.map((a) => ({ filePath: a.path, scale: a.scale ?? 1 })) }
+          : undefined,
+        // Flash attention stays off so that CPU and GPU runs share one numeric path and the trainer's
+        // explicit attention reproduces these log-probs.
+        flashAttention: false,
+      });
+    } catch (e) {
+      if (e instanceof InsufficientMemoryError) {
+        throw new UserError(
+          `${this.info.path}: a context of ${sequences} sequences x ${size} tokens does not fit in memory; lower -G, --max-tokens or --max-sequences`,
+          1,
+          { cause: e },
+        );
+      }
+      throw new UserError(`${this.info.path}: cannot create a context (${(e as Error).message})`, 1, {
+        cause: e,
+      });
+    }
+    this.contextShape = { sequences, size };
+    return this.context;
+  }
+
+  private async dropContext(): Promise<void> {
+    const ctx = this.context;
+    this.context = null;
+    this.contextShape = { sequences: 0, size: 0 };
+    if (ctx && !ctx.disposed) await ctx.dispose();
+  }
+
+  async score(requests: ScoreRequest[], options: { signal?: AbortSignal } = {}): Promise<ScoreResult[]> {
+    const items = requests.map((r) => {
+      const q = ScoreRequestSchema.parse(r);
+      const prompt = this.renderer.tokenize(q.prompt, q.format);
+      const cont: number[] =
+        typeof q.continuation === "string" ? this.continuationTokens(q.continuation) : q.continuation;
+      return { prompt, cont, sampling: q.sampling };
+    });
+    return this.teacherForced(
+      items.map((it) => ({ prompt: it.prompt, targets: it.cont.map((t) => [t]), sampling: it.sampling })),
+      options.signal,
+    ).then((res) =>
+      res.map((perPos, i) => ({
+        tokens: items[i].cont,
+        logprobs: perPos.map((p) => Math.log(p[0])),
+      })),
+    );
+  }
+
+  async nextTokenProbs(
+    requests: NextTokenRequest[],
+    options: { signal?: AbortSignal } = {},
+  ): Promise<NextTokenResult[]> {
+    const items = requests.map((r) => ({
+      prompt: this.renderer.tokenize(r.prompt, r.format ?? "auto"),
+      targets: [r.candidates.map((c) => this.continuationTokens(c)[0] ?? -1)],
+    }));
+    const res = await this.teacherForced(items, options.signal);
+    return res.map((perPos) => ({ probs: perPos[0] }));
+  }
+
+  /**
+   * For each item, evaluates prompt + targets[0..n-2][0] and returns, at each position j, the probability
+   * of every token in targets[j] as the next token. Probabilities come from llama.cpp's sampler: raw softmax
+   * at temperature 0 (greedy leaves the logits untouched), or the given sampling distribution.
+   */
+  private async teacherForced(
+    items: { prompt: number[]; targets: number[][]; sampling?: Sampling }[],
+    signal?: AbortSignal,
+  ): Promise<number[][][]> {
+    const results: number[][][] = new Array(items.length);
+    const max = Math.max(1, this.opts.maxSequences ?? 64);
+    for (let start = 0; start < items.length; start += max) {
+      if (signal?.aborted) throw new UserError("aborted");
+      const chunk = items.slice(start, start + max);
+      const size = Math.max(...chunk.map((it) => it.prompt.length + it.targets.length)) + 1;
+      for (const it of chunk) this.assertFits(it.prompt.length, it.targets.length);
+      const context = await this.ensureContext(chunk.length, size);
+      const sequences = chunk.map(() => context.getSequence());
+      try {
+        await Promise.all(
+          chunk.map(async (it, k) => {
+            const s = it.sampling;
+            const options = s
+              ? { temperature: s.temperature, topK: s.topK, topP: s.topP, minP: s.minP }
+              : { temperature: 0 };
+            const fed = [...it.prompt, ...it.targets.slice(0, -1).map((t) => t[0])];
+            const firstOut = it.prompt.length - 1;
+            const input = fed.map((tok, pos) =>
+              pos >= firstOut ? ([tok, { generateNext: { probabilities: true, options } }] as const) : tok,
+            );
+            const outs = await sequences[k].controlledEvaluate(input as never);
+            results[start + k] = it.targets.map((cands, j) => {
+              const probs = outs[firstOut + j]?.next.probabilities;
+              return cands.map((c) => probs?.get(c as Token) ?? 0);
+            });
+          }),
+        );
+      } finally {
+        for (const s of sequences) s.dispose();
+      }
+    }
+    return results;
+  }
+
+  async dispose(): Promise<void> {
+    await this.dropContext();
+    if (this.ownsModel && !this.model.disposed) await this.model.dispose();
+  }
+}
