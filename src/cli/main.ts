@@ -15,7 +15,7 @@ const program = new Command()
 
 type CommandModule = { register(program: Command): void };
 // Loaded lazily so that `catrl --help` does not load llama.cpp.
-const commandModules: Array<() => Promise<CommandModule>> = [];
+const commandModules: Array<() => Promise<CommandModule>> = [() => import("./commands/report.js")];
 
 async function main(): Promise<void> {
   for (const load of commandModules) {
