@@ -171,11 +171,24 @@ function parseRunManifest(text: string, file: string, problems: Problem[]): RunM
   try {
     json = JSON.parse(text);
   } catch (e) {
-    problems.push({ file, severity: "error", message: `not valid JSON (${(e as Error).message})` });
+    const message = (e as Error).message;
+    problems.push({
+      file,
+      line: lineOfPosition(text, message),
+      severity: "error",
+      message: `not valid JSON (${message})`,
+    });
     return undefined;
   }
   const parsed = RunManifestSchema.safeParse(json);
   if (parsed.success) return parsed.data;
   problems.push({ file, severity: "error", message: describeZodError(parsed.error) });
   return undefined;
+}
+
+/** V8's JSON.parse errors give a character position; turn it into the line a person can open. */
+function lineOfPosition(text: string, message: string): number | undefined {
+  const m = /position (\d+)/.exec(message);
+  if (!m) return undefined;
+  return text.slice(0, Number(m[1])).split("\n").length;
 }

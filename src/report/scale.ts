@@ -24,7 +24,8 @@ function widen([lo, hi]: Domain): Domain {
 export function niceDomain(domain: Domain, count = 5): Domain {
   const [lo, hi] = widen(domain);
   const step = niceStep(hi - lo, count);
-  return [Math.floor(lo / step) * step, Math.ceil(hi / step) * step];
+  const round = (v: number): number => Number(v.toPrecision(12));
+  return [round(Math.floor(lo / step) * step), round(Math.ceil(hi / step) * step)];
 }
 
 export type Ticks = { values: number[]; step: number };
@@ -34,8 +35,9 @@ export function ticks(domain: Domain, count = 5, integer = false): Ticks {
   let step = niceStep(hi - lo, count);
   if (integer) step = Math.max(1, Math.round(step));
   const values: number[] = [];
-  // Multiplying (not accumulating) keeps 0.1 + 0.2-style drift out of the labels.
-  for (let k = Math.ceil(lo / step - 1e-9); k * step <= hi + step * 1e-9; k++) values.push(k * step);
+  // Multiplying (not accumulating) and rounding keep 0.1 + 0.2-style drift out of tick positions.
+  for (let k = Math.ceil(lo / step - 1e-9); k * step <= hi + step * 1e-9; k++)
+    values.push(Number((k * step).toPrecision(12)));
   return { values, step };
 }
 
