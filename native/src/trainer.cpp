@@ -1,0 +1,1013 @@
+// catrl native LoRA trainer: graph building, compute and tensor I/O on node-llama-cpp's own ggml.
+//
+// Deliberately thin: everything that needs no speed (configuration, packing sequences into
+// micro-batches, advantages and per-token loss weights, schedules, checkpoint metadata, RNG and LoRA
+// initialisation) lives in TypeScript (src/rl/trainer/). This file builds the decoder graph of
+// llama / qwen2 / qwen3 the way llama.cpp does, differentiates the GRPO loss with ggml's autograd,
+// accumulates gradients, applies AdamW and writes llama.cpp LoRA GGUF files.
+
+#include <napi.h>
+
+#include "ggml-alloc.h"
+#include "ggml-backend.h"
+#include "ggml.h"
+#include "gguf.h"
+
+#include <atomic>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <functional>
+#include <map>
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+namespace {
+
+[[noreturn]] void fail(const std::string& msg) { throw std::runtime_error(msg); }
+
+// ---------------------------------------------------------------------------------------------
+// Backend selection. The backend libraries are node-llama-cpp's; loading them through ggml's
+// registry (which lives in libggml.so, shared with node-llama-cpp) registers each one once, so
+// node-llama-cpp and the trainer use the same CPU or CUDA backend instance of the library.
+
+ggml_backend_t initBackend(const std::string& kind, const std::string& libDir, const std::string& cudaLib,
+                           int threads) {
+  ggml_backend_reg_count();  // forces the registry's static initialisation
+  if (kind == "cpu") {
+    if (!ggml_backend_reg_by_name("CPU")) {
+      if (libDir.empty()) fail("no CPU backend registered and no backend library directory given");
+      ggml_backend_load_all_from_path(libDir.c_str());
+    }
+    ggml_backend_dev_t dev = ggml_backend_dev_by_type(GGML_BACKEND_DEVICE_TYPE_CPU);
+    if (!dev) fail("ggml CPU backend could not be loaded from " + libDir);
+    ggml_backend_t be = ggml_backend_dev_init(dev, nullptr);
+    if (!be) fail("ggml CPU backend failed to initialise");
+    auto setThreads = (ggml_backend_set_n_threads_t)ggml_backend_reg_get_proc_address(
+        ggml_backend_dev_backend_reg(dev), "ggml_backend_set_n_threads");
+    if (setThreads) setThreads(be, threads);
+    return be;
+  }
+  if (kind == "cuda") {
+    if (!ggml_backend_reg_by_name("CUDA")) {
+      if (cudaLib.empty()) fail("CUDA backend unavailable: node-llama-cpp's CUDA package was not found");
+      if (!ggml_backend_load(cudaLib.c_str()))
+        fail("CUDA backend unavailable: could not load " + cudaLib +
+             " (it needs libcudart.so.13 and libcublas.so.13 on the library path and a CUDA GPU)");
+    }
+    ggml_backend_reg_t reg = ggml_backend_reg_by_name("CUDA");
+    if (!reg || ggml_backend_reg_dev_count(reg) == 0) fail("CUDA backend unavailable: no CUDA device found");
+    ggml_backend_t be = ggml_backend_dev_init(ggml_backend_reg_dev_get(reg, 0), nullptr);
+    if (!be) fail("CUDA backend failed to initialise");
+    return be;
+  }
+  fail("unknown backend '" + kind + "' (expected cpu or cuda)");
+}
+
+// ---------------------------------------------------------------------------------------------
+// GGUF metadata helpers
+
+int64_t ggufKeyInt(gguf_context* g, const std::string& key, int64_t def, bool required = false) {
+  int64_t id = gguf_find_key(g, key.c_str());
+  if (id < 0) {
+    if (required) fail("model is missing metadata key " + key);
+    return def;
+  }
+  switch (gguf_get_kv_type(g, id)) {
+    case GGUF_TYPE_UINT8: return gguf_get_val_u8(g, id);
+    case GGUF_TYPE_INT8: return gguf_get_val_i8(g, id);
+    case GGUF_TYPE_UINT16: return gguf_get_val_u16(g, id);
+    case GGUF_TYPE_INT16: return gguf_get_val_i16(g, id);
+    case GGUF_TYPE_UINT32: return gguf_get_val_u32(g, id);
+    case GGUF_TYPE_INT32: return gguf_get_val_i32(g, id);
+    case GGUF_TYPE_UINT64: return (int64_t)gguf_get_val_u64(g, id);
+    case GGUF_TYPE_INT64: return gguf_get_val_i64(g, id);
+    case GGUF_TYPE_ARRAY: {
+      // per-layer arrays (e.g. head counts): the trainer supports uniform layers only
+      size_t n = gguf_get_arr_n(g, id);
+      if (n == 0) return def;
+      auto t = gguf_get_arr_type(g, id);
+      const void* d = gguf_get_arr_data(g, id);
+      int64_t first = t == GGUF_TYPE_INT32 ? ((const int32_t*)d)[0] : ((const uint32_t*)d)[0];
+      for (size_t i = 1; i < n; i++) {
+        int64_t v = t == GGUF_TYPE_INT32 ? ((const int32_t*)d)[i] : ((const uint32_t*)d)[i];
+        if (v != first) fail("per-layer varying " + key + " is not supported by the trainer");
+      }
+      return first;
+    }
+    default: fail("metadata key " + key + " has an unexpected type");
+  }
+}
+
+double ggufKeyFloat(gguf_context* g, const std::string& key, double def) {
+  int64_t id = gguf_find_key(g, key.c_str());
+  if (id < 0) return def;
+  switch (gguf_get_kv_type(g, id)) {
+    case GGUF_TYPE_FLOAT32: return gguf_get_val_f32(g, id);
+    case GGUF_TYPE_FLOAT64: return gguf_get_val_f64(g, id);
+    default: return (double)ggufKeyInt(g, key, 0);
+  }
+}
+
+std::string ggufKeyStr(gguf_context* g, const std::string& key, const std::string& def) {
+  int64_t id = gguf_find_key(g, key.c_str());
+  if (id < 0 || gguf_get_kv_type(g, id) != GGUF_TYPE_STRING) return def;
+  return gguf_get_val_str(g, id);
+}
+
+// ---------------------------------------------------------------------------------------------
+
+struct Hparams {
+  std::string arch;
+  int64_t nVocab = 0, nEmbd = 0, nLayer = 0, nHead = 0, nHeadKv = 0, headDim = 0, nFf = 0, nRot = 0;
+  int64_t nCtxOrig = 0;
+  float eps = 1e-5f, ropeBase = 10000.f, ropeFreqScale = 1.f;
+  int ropeMode = 0;  // GGML_ROPE_TYPE_NORMAL for llama, NEOX for qwen2/qwen3 (as llama_model_rope_type)
+};
+
+enum Proj { P_Q = 0, P_K, P_V, P_O, P_GATE, P_UP, P_DOWN, P_COUNT };
+const char* kProjKey[P_COUNT] = {"q", "k", "v", "o", "gate", "up", "down"};
+const char* kProjTensor[P_COUNT] = {"attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate", "ffn_up", "ffn_down"};
+
+struct Layer {
+  ggml_tensor* attnNorm = nullptr;
+  ggml_tensor* ffnNorm = nullptr;
+  ggml_tensor* qNorm = nullptr;
+  ggml_tensor* kNorm = nullptr;
+  ggml_tensor* bias[P_COUNT] = {};
+  ggml_tensor* w[P_COUNT] = {};
+  ggml_tensor* ropeFreqs = nullptr;
+};
+
+struct LoraPair {
+  std::string base;  // base tensor name, e.g. blk.0.attn_q.weight
+  ggml_tensor* a;    // ne [n_in, r]
+  ggml_tensor* b;    // ne [r, n_out]
+  std::vector<float> hostA, hostB;  // master copies (authoritative; uploaded after every update)
+  std::vector<float> gA, gB, mA, mB, vA, vB;
+};
+
+struct BatchInput {
+  std::vector<int32_t> tokens, pos, seq, outRows, flatIdx;
+  // loss inputs (per selected row)
+  std::vector<float> old, ref, negAdvW, betaW, clipC, sgn;
+  bool withKl = false;
+};
+
+struct StepResult {
+  double loss = 0;
+  std::vector<float> logp;
+  double ms = 0;
+};
+
+class Trainer;
+
+// Runs `work` on the libuv thread pool and resolves a promise with `done(env)`; exceptions become
+// rejections. Keeps the event loop free during compute.
+class PromiseWorker : public Napi::AsyncWorker {
+ public:
+  PromiseWorker(Napi::Env env, std::function<void()> work, std::function<Napi::Value(Napi::Env)> done,
+                std::atomic<bool>* busy)
+      : Napi::AsyncWorker(env), deferred_(Napi::Promise::Deferred::New(env)), work_(std::move(work)),
+        done_(std::move(done)), busy_(busy) {}
+  void Execute() override {
+    try {
+      work_();
+    } catch (const std::exception& e) {
+      SetError(e.what());
+    }
+  }
+  void OnOK() override {
+    busy_->store(false);
+    Napi::Env env = Env();
+    try {
+      deferred_.Resolve(done_(env));
+    } catch (const Napi::Error& e) {
+      deferred_.Reject(e.Value());
+    }
+  }
+  void OnError(const Napi::Error& err) override {
+    busy_->store(false);
+    deferred_.Reject(err.Value());
+  }
+  Napi::Promise Promise() { return deferred_.Promise(); }
+
+ private:
+  Napi::Promise::Deferred deferred_;
+  std::function<void()> work_;
+  std::function<Napi::Value(Napi::Env)> done_;
+  std::atomic<bool>* busy_;
+};
+
+std::vector<int32_t> i32Array(const Napi::Value& v, const char* what) {
+  if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != napi_int32_array)
+    throw Napi::TypeError::New(v.Env(), std::string(what) + " must be an Int32Array");
+  auto a = v.As<Napi::Int32Array>();
+  return std::vector<int32_t>(a.Data(), a.Data() + a.ElementLength());
+}
+
+std::vector<float> f32Array(const Napi::Value& v, const char* what) {
+  if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != napi_float32_array)
+    throw Napi::TypeError::New(v.Env(), std::string(what) + " must be a Float32Array");
+  auto a = v.As<Napi::Float32Array>();
+  return std::vector<float>(a.Data(), a.Data() + a.ElementLength());
+}
+
+Napi::Float32Array toF32(Napi::Env env, const std::vector<float>& v) {
+  auto a = Napi::Float32Array::New(env, v.size());
+  if (!v.empty()) std::memcpy(a.Data(), v.data(), v.size() * sizeof(float));
+  return a;
+}
+
+class Trainer : public Napi::ObjectWrap<Trainer> {
+ public:
+  static Napi::Function Init(Napi::Env env) {
+    return DefineClass(env, "Trainer",
+                       {
+                           InstanceMethod("describe", &Trainer::Describe),
+                           InstanceMethod("forward", &Trainer::Forward),
+                           InstanceMethod("accumulate", &Trainer::Accumulate),
+                           InstanceMethod("applyAdamW", &Trainer::ApplyAdamW),
+                           InstanceMethod("zeroGrad", &Trainer::ZeroGrad),
+                           InstanceMethod("getState", &Trainer::GetState),
+                           InstanceMethod("setState", &Trainer::SetState),
+                           InstanceMethod("exportAdapter", &Trainer::ExportAdapter),
+                           InstanceMethod("setThreads", &Trainer::SetThreads),
+                           InstanceMethod("memory", &Trainer::Memory),
+                           InstanceMethod("dispose", &Trainer::Dispose),
+                       });
+  }
+
+  explicit Trainer(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Trainer>(info) {
+    Napi::Env env = info.Env();
+    if (info.Length() < 1 || !info[0].IsObject()) throw Napi::TypeError::New(env, "options object expected");
+    auto o = info[0].As<Napi::Object>();
+    modelPath_ = o.Get("modelPath").As<Napi::String>().Utf8Value();
+    std::string backendKind = o.Get("backend").As<Napi::String>().Utf8Value();
+    std::string libDir = o.Has("libDir") ? o.Get("libDir").As<Napi::String>().Utf8Value() : "";
+    std::string cudaLib = o.Has("cudaLib") ? o.Get("cudaLib").As<Napi::String>().Utf8Value() : "";
+    threads_ = o.Get("threads").As<Napi::Number>().Int32Value();
+    rank_ = o.Get("rank").As<Napi::Number>().Int32Value();
+    alpha_ = o.Get("alpha").As<Napi::Number>().FloatValue();
+    gradTranspose_ = o.Get("gradMode").As<Napi::String>().Utf8Value() == "transpose";
+    auto targets = o.Get("targets").As<Napi::Array>();
+    for (uint32_t i = 0; i < targets.Length(); i++) {
+      std::string t = targets.Get(i).As<Napi::String>().Utf8Value();
+      bool found = false;
+      for (int p = 0; p < P_COUNT; p++)
+        if (t == kProjKey[p]) target_[p] = found = true;
+      if (!found) throw Napi::Error::New(env, "unknown LoRA target " + t);
+    }
+    try {
+      backend_ = initBackend(backendKind, libDir, cudaLib, threads_);
+      isCpu_ = backendKind == "cpu";
+      loadModel();
+      createLora();
+      if (gradTranspose_) buildTransposed();
+    } catch (const std::exception& e) {
+      release();
+      throw Napi::Error::New(env, e.what());
+    }
+  }
+
+  ~Trainer() override { release(); }
+
+ private:
+  // ---- state
+  std::string modelPath_;
+  int threads_ = 1;
+  int rank_ = 8;
+  float alpha_ = 16.f;
+  bool gradTranspose_ = true;
+  bool target_[P_COUNT] = {};
+  bool isCpu_ = true;
+  Hparams hp_;
+  ggml_backend_t backend_ = nullptr;
+  ggml_context* wctx_ = nullptr;  // base weights (from gguf, no_alloc)
+  gguf_context* gguf_ = nullptr;
+  ggml_backend_buffer_t wbuf_ = nullptr;
+  ggml_context* tctx_ = nullptr;  // transposed frozen weights for the input-gradient matmuls
+  ggml_backend_buffer_t tbuf_ = nullptr;
+  ggml_context* lctx_ = nullptr;  // LoRA parameters
+  ggml_backend_buffer_t lbuf_ = nullptr;
+  ggml_gallocr_t galloc_ = nullptr;
+  ggml_tensor* tokEmbd_ = nullptr;
+  ggml_tensor* outNorm_ = nullptr;
+  ggml_tensor* output_ = nullptr;
+  std::vector<Layer> layers_;
+  std::vector<LoraPair> lora_;
+  std::map<std::pair<int, int>, size_t> loraIndex_;  // (layer, proj) -> lora_ index
+  std::unordered_map<const ggml_tensor*, ggml_tensor*> transposed_;
+  std::atomic<bool> busy_{false};
+  size_t computeBytes_ = 0;
+
+  void release() {
+    if (galloc_) ggml_gallocr_free(galloc_), galloc_ = nullptr;
+    if (lbuf_) ggml_backend_buffer_free(lbuf_), lbuf_ = nullptr;
+    if (tbuf_) ggml_backend_buffer_free(tbuf_), tbuf_ = nullptr;
+    if (wbuf_) ggml_backend_buffer_free(wbuf_), wbuf_ = nullptr;
+    if (lctx_) ggml_free(lctx_), lctx_ = nullptr;
+    if (tctx_) ggml_free(tctx_), tctx_ = nullptr;
+    if (wctx_) ggml_free(wctx_), wctx_ = nullptr;
+    if (gguf_) gguf_free(gguf_), gguf_ = nullptr;
+    if (backend_) ggml_backend_free(backend_), backend_ = nullptr;
+  }
+
+  ggml_tensor* tensor(const std::string& name, bool required = true) {
+    ggml_tensor* t = ggml_get_tensor(wctx_, name.c_str());
+    if (!t && required) fail("model is missing tensor " + name);
+    return t;
+  }
+
+  void loadModel() {
+    gguf_init_params gp = {/*no_alloc*/ true, &wctx_};
+    gguf_ = gguf_init_from_file(modelPath_.c_str(), gp);
+    if (!gguf_) fail("cannot read GGUF file " + modelPath_);
+    hp_.arch = ggufKeyStr(gguf_, "general.architecture", "");
+    const std::string& a = hp_.arch;
+    if (a != "llama" && a != "qwen2" && a != "qwen3")
+      fail("unsupported architecture '" + a + "' (the trainer supports: llama, qwen2, qwen3)");
+    hp_.nEmbd = ggufKeyInt(gguf_, a + ".embedding_length", 0, true);
+    hp_.nLayer = ggufKeyInt(gguf_, a + ".block_count", 0, true);
+    hp_.nFf = ggufKeyInt(gguf_, a + ".feed_forward_length", 0, true);
+    hp_.nHead = ggufKeyInt(gguf_, a + ".attention.head_count", 0, true);
+    hp_.nHeadKv = ggufKeyInt(gguf_, a + ".attention.head_count_kv", hp_.nHead);
+    hp_.headDim = ggufKeyInt(gguf_, a + ".attention.key_length", hp_.nEmbd / hp_.nHead);
+    if (ggufKeyInt(gguf_, a + ".attention.value_length", hp_.headDim) != hp_.headDim)
+      fail("models whose key and value head sizes differ are not supported");
+    hp_.nRot = ggufKeyInt(gguf_, a + ".rope.dimension_count", hp_.headDim);
+    hp_.nCtxOrig = ggufKeyInt(gguf_, a + ".context_length", 0);
+    hp_.nCtxOrig = ggufKeyInt(gguf_, a + ".rope.scaling.original_context_length", hp_.nCtxOrig);
+    hp_.eps = (float)ggufKeyFloat(gguf_, a + ".attention.layer_norm_rms_epsilon", 1e-5);
+    hp_.ropeBase = (float)ggufKeyFloat(gguf_, a + ".rope.freq_base", 10000.0);
+    std::string scaling = ggufKeyStr(gguf_, a + ".rope.scaling.type", "linear");
+    if (scaling != "linear" && scaling != "none")
+      fail("rope scaling type '" + scaling + "' is not supported by the trainer (none or linear only)");
+    double factor = ggufKeyFloat(gguf_, a + ".rope.scaling.factor", 0.0);
+    if (factor == 0.0) factor = ggufKeyFloat(gguf_, a + ".rope.scale_linear", 0.0);
+    hp_.ropeFreqScale = factor == 0.0 ? 1.0f : (float)(1.0 / factor);
+    hp_.ropeMode = a == "llama" ? GGML_ROPE_TYPE_NORMAL : GGML_ROPE_TYPE_NEOX;
+
+    tokEmbd_ = tensor("token_embd.weight");
+    hp_.nVocab = tokEmbd_->ne[1];
+    outNorm_ = tensor("output_norm.weight");
+    output_ = tensor("output.weight", false);
+    if (!output_) output_ = tokEmbd_;  // tied embeddings
+    ggml_tensor* ropeFreqs = tensor("rope_freqs.weight", false);
+    layers_.resize(hp_.nLayer);
+    for (int il = 0; il < hp_.nLayer; il++) {
+      Layer& L = layers_[il];
+      std::string p = "blk." + std::to_string(il) + ".";
+      L.attnNorm = tensor(p + "attn_norm.weight");
+      L.ffnNorm = tensor(p + "ffn_norm.weight");
+      for (int k = 0; k < P_COUNT; k++) {
+        L.w[k] = tensor(p + kProjTensor[k] + ".weight");
+        L.bias[k] = tensor(p + kProjTensor[k] + ".bias", false);
+      }
+      if (a == "qwen3") {
+        L.qNorm = tensor(p + "attn_q_norm.weight");
+        L.kNorm = tensor(p + "attn_k_norm.weight");
+      }
+      L.ropeFreqs = ropeFreqs;
+    }
+
+    wbuf_ = ggml_backend_alloc_ctx_tensors(wctx_, backend_);
+    if (!wbuf_) fail("out of memory allocating the model weights");
+    ggml_backend_buffer_set_usage(wbuf_, GGML_BACKEND_BUFFER_USAGE_WEIGHTS);
+    FILE* f = std::fopen(modelPath_.c_str(), "rb");
+    if (!f) fail("cannot open " + modelPath_);
+    const size_t dataOff = gguf_get_data_offset(gguf_);
+    std::vector<uint8_t> tmp;
+    bool host = ggml_backend_buffer_is_host(wbuf_);
+    for (int64_t i = 0; i < gguf_get_n_tensors(gguf_); i++) {
+      ggml_tensor* t = ggml_get_tensor(wctx_, gguf_get_tensor_name(gguf_, i));
+      size_t n = ggml_nbytes(t);
+      void* dst = t->data;
+      if (!host) tmp.resize(n), dst = tmp.data();
+      if (fseeko(f, (off_t)(dataOff + gguf_get_tensor_offset(gguf_, i)), SEEK_SET) != 0 ||
+          std::fread(dst, 1, n, f) != n) {
+        std::fclose(f);
+        fail("truncated GGUF file " + modelPath_);
+      }
+      if (!host) ggml_backend_tensor_set(t, tmp.data(), 0, n);
+    }
+    std::fclose(f);
+  }
+
+  void createLora() {
+    size_t n = 0;
+    for (int il = 0; il < hp_.nLayer; il++)
+      for (int k = 0; k < P_COUNT; k++) n += target_[k] ? 2 : 0;
+    ggml_init_params ip = {ggml_tensor_overhead() * (n + 1), nullptr, true};
+    lctx_ = ggml_init(ip);
+    for (int il = 0; il < hp_.nLayer; il++) {
+      for (int k = 0; k < P_COUNT; k++) {
+        if (!target_[k]) continue;
+        ggml_tensor* w = layers_[il].w[k];
+        LoraPair lp;
+        lp.base = ggml_get_name(w);
+        lp.a = ggml_new_tensor_2d(lctx_, GGML_TYPE_F32, w->ne[0], rank_);
+        lp.b = ggml_new_tensor_2d(lctx_, GGML_TYPE_F32, rank_, w->ne[1]);
+        ggml_set_name(lp.a, (lp.base + ".lora_a").c_str());
+        ggml_set_name(lp.b, (lp.base + ".lora_b").c_str());
+        ggml_set_param(lp.a);
+        ggml_set_param(lp.b);
+        size_t na = ggml_nelements(lp.a), nb = ggml_nelements(lp.b);
+        lp.hostA.assign(na, 0.f), lp.hostB.assign(nb, 0.f);
+        lp.gA.assign(na, 0.f), lp.gB.assign(nb, 0.f);
+        lp.mA.assign(na, 0.f), lp.mB.assign(nb, 0.f), lp.vA.assign(na, 0.f), lp.vB.assign(nb, 0.f);
+        loraIndex_[{il, k}] = lora_.size();
+        lora_.push_back(std::move(lp));
+      }
+    }
+    if (!lora_.empty()) {
+      lbuf_ = ggml_backend_alloc_ctx_tensors(lctx_, backend_);
+      if (!lbuf_) fail("out of memory allocating LoRA tensors");
+      uploadParams();
+    }
+  }
+
+  void uploadParams() {
+    for (auto& lp : lora_) {
+      ggml_backend_tensor_set(lp.a, lp.hostA.data(), 0, lp.hostA.size() * sizeof(float));
+      ggml_backend_tensor_set(lp.b, lp.hostB.data(), 0, lp.hostB.size() * sizeof(float));
+    }
+  }
+
+  // Transposed copies W^T (ne [n_out, n_in]) of every frozen matrix the gradient passes through,
+  // so that the input gradient is mul_mat(W^T, g) (a fast, quantized-friendly matmul) instead of
+  // out_prod(W, g^T) (which dequantizes W for every token on CPU and is F32-only on CUDA).
+  // Type: F32/F16 kept as is; quantized types become Q8_0 (F16 when rows are not a multiple of 32).
+  void buildTransposed() {
+    std::vector<ggml_tensor*> ws;
+    for (auto& L : layers_)
+      for (int k = 0; k < P_COUNT; k++) ws.push_back(L.w[k]);
+    ws.push_back(output_);
+    ggml_init_params ip = {ggml_tensor_overhead() * (ws.size() + 1), nullptr, true};
+    tctx_ = ggml_init(ip);
+    std::vector<std::pair<ggml_tensor*, ggml_tensor*>> pairs;
+    for (ggml_tensor* w : ws) {
+      if (transposed_.count(w)) continue;
+      ggml_type tt = w->type;
+      if (tt != GGML_TYPE_F32 && tt != GGML_TYPE_F16) tt = (w->ne[1] % 32 == 0) ? GGML_TYPE_Q8_0 : GGML_TYPE_F16;
+      ggml_tensor* t = ggml_new_tensor_2d(tctx_, tt, w->ne[1], w->ne[0]);
+      ggml_set_name(t, (std::string(ggml_get_name(w)) + ".T").c_str());
+      transposed_[w] = t;
+      pairs.push_back({w, t});
+    }
+    tbuf_ = ggml_backend_alloc_ctx_tensors(tctx_, backend_);
+    if (!tbuf_) fail("out of memory allocating transposed weights");
+    ggml_backend_buffer_set_usage(tbuf_, GGML_BACKEND_BUFFER_USAGE_WEIGHTS);
+    for (auto& [w, t] : pairs) transposeInto(w, t);
+  }
+
+  void transposeInto(ggml_tensor* w, ggml_tensor* t) {
+    const int64_t nIn = w->ne[0], nOut = w->ne[1];
+    const size_t wRow = ggml_row_size(w->type, nIn);
+    std::vector<uint8_t> wData(ggml_nbytes(w));
+    ggml_backend_tensor_get(w, wData.data(), 0, wData.size());
+    const auto* traits = ggml_get_type_traits(w->type);
+    // columns of W are gathered in blocks so the float staging buffer stays around 64 MiB
+    int64_t block = std::max<int64_t>(32, std::min<int64_t>(nIn, (16 << 20) / std::max<int64_t>(1, nOut)));
+    std::vector<float> rowF(nIn), colBlock((size_t)block * nOut);
+    const size_t tRow = ggml_row_size(t->type, nOut);
+    std::vector<uint8_t> out(tRow * block);
+    for (int64_t j0 = 0; j0 < nIn; j0 += block) {
+      int64_t nb = std::min(block, nIn - j0);
+      for (int64_t r = 0; r < nOut; r++) {
+        const uint8_t* src = wData.data() + r * wRow;
+        if (w->type == GGML_TYPE_F32) std::memcpy(rowF.data(), src, nIn * sizeof(float));
+        else traits->to_float(src, rowF.data(), nIn);
+        for (int64_t j = 0; j < nb; j++) colBlock[(size_t)j * nOut + r] = rowF[j0 + j];
+      }
+      if (t->type == GGML_TYPE_F32) std::memcpy(out.data(), colBlock.data(), (size_t)nb * nOut * sizeof(float));
+      else if (t->type == GGML_TYPE_F16) ggml_fp32_to_fp16_row(colBlock.data(), (ggml_fp16_t*)out.data(), nb * nOut);
+      else ggml_quantize_chunk(t->type, colBlock.data(), out.data(), 0, nb, nOut, nullptr);
+      ggml_backend_tensor_set(t, out.data(), (size_t)j0 * tRow, (size_t)nb * tRow);
+    }
+  }
+
+  // ---- graph
+
+  ggml_tensor* matmul(ggml_context* ctx, int il, int proj, ggml_tensor* x, bool loraOn) {
+    ggml_tensor* y = ggml_mul_mat(ctx, layers_[il].w[proj], x);
+    if (loraOn && target_[proj]) {
+      LoraPair& lp = lora_[loraIndex_.at({il, proj})];
+      ggml_tensor* ab = ggml_mul_mat(ctx, lp.b, ggml_mul_mat(ctx, lp.a, x));
+      // llama.cpp: scale = adapter_scale * alpha / rank (alpha 0 means no scaling)
+      ab = ggml_scale(ctx, ab, alpha_ != 0.f ? alpha_ / (float)rank_ : 1.f);
+      y = ggml_add(ctx, y, ab);
+    }
+    if (layers_[il].bias[proj]) y = ggml_add(ctx, y, layers_[il].bias[proj]);
+    return y;
+  }
+
+  struct Graph {
+    ggml_context* ctx = nullptr;
+    ggml_tensor *tokens, *pos, *mask, *outRows, *flatIdx;
+    ggml_tensor *old = nullptr, *ref = nullptr, *negAdvW = nullptr, *betaW = nullptr, *clipC = nullptr, *sgn = nullptr;
+    ggml_tensor* logp = nullptr;
+    ggml_tensor* loss = nullptr;
+    ~Graph() {
+      if (ctx) ggml_free(ctx);
+    }
+  };
+
+  size_t graphSize() const { return (size_t)std::max<int64_t>(8192, hp_.nLayer * 600 + 2048); }
+
+  ggml_tensor* input(ggml_context* ctx, ggml_type type, int64_t n) {
+    ggml_tensor* t = ggml_new_tensor_1d(ctx, type, n);
+    ggml_set_input(t);
+    return t;
+  }
+
+  // Forward pass over a packed micro-batch (several sequences, block-diagonal causal mask), up to
+  // the log-probability of each selected target token: logp = log(softmax(logits)[target]).
+  void buildForward(Graph& g, const BatchInput& in, bool loraOn, bool withLoss) {
+    const int64_t T = (int64_t)in.tokens.size(), N = (int64_t)in.outRows.size();
+    size_t gsize = graphSize();
+    ggml_init_params ip = {ggml_tensor_overhead() * gsize * 3 + ggml_graph_overhead_custom(gsize, true) * 3,
+                           nullptr, true};
+    g.ctx = ggml_init(ip);
+    ggml_context* ctx = g.ctx;
+    g.tokens = input(ctx, GGML_TYPE_I32, T);
+    g.pos = input(ctx, GGML_TYPE_I32, T);
+    g.mask = ggml_new_tensor_2d(ctx, GGML_TYPE_F32, T, T);
+    ggml_set_input(g.mask);
+    g.outRows = input(ctx, GGML_TYPE_I32, N);
+    g.flatIdx = input(ctx, GGML_TYPE_I32, N);
+
+    const Hparams& h = hp_;
+    const float kqScale = 1.0f / std::sqrt((float)h.headDim);
+    ggml_tensor* x = ggml_get_rows(ctx, tokEmbd_, g.tokens);
+    for (int il = 0; il < h.nLayer; il++) {
+      const Layer& L = layers_[il];
+      ggml_tensor* cur = ggml_mul(ctx, ggml_rms_norm(ctx, x, h.eps), L.attnNorm);
+      ggml_tensor* q = matmul(ctx, il, P_Q, cur, loraOn);
+      ggml_tensor* k = matmul(ctx, il, P_K, cur, loraOn);
+      ggml_tensor* v = matmul(ctx, il, P_V, cur, loraOn);
+      q = ggml_reshape_3d(ctx, q, h.headDim, h.nHead, T);
+      k = ggml_reshape_3d(ctx, k, h.headDim, h.nHeadKv, T);
+      v = ggml_reshape_3d(ctx, v, h.headDim, h.nHeadKv, T);
+      if (L.qNorm) q = ggml_mul(ctx, ggml_rms_norm(ctx, q, h.eps), L.qNorm);
+      if (L.kNorm) k = ggml_mul(ctx, ggml_rms_norm(ctx, k, h.eps), L.kNorm);
+      q = ggml_rope_ext(ctx, q, g.pos, L.ropeFreqs, (int)h.nRot, h.ropeMode, (int)h.nCtxOrig, h.ropeBase,
+                        h.ropeFreqScale, 0.0f, 1.0f, 32.0f, 1.0f);
+      k = ggml_rope_ext(ctx, k, g.pos, L.ropeFreqs, (int)h.nRot, h.ropeMode, (int)h.nCtxOrig, h.ropeBase,
+                        h.ropeFreqScale, 0.0f, 1.0f, 32.0f, 1.0f);
+      // explicit attention (no flash attention: it has no backward); GQA by mul_mat broadcasting,
+      // where q head i reads kv head i / (n_head / n_head_kv), as in llama.cpp
+      ggml_tensor* Q = ggml_cont(ctx, ggml_permute(ctx, q, 0, 2, 1, 3));  // [hd, T, n_head]
+      ggml_tensor* K = ggml_cont(ctx, ggml_permute(ctx, k, 0, 2, 1, 3));  // [hd, T, n_kv]
+      ggml_tensor* V = ggml_cont(ctx, ggml_permute(ctx, v, 1, 2, 0, 3));  // [T, hd, n_kv]
+      ggml_tensor* kq = ggml_mul_mat(ctx, K, Q);                          // [T, T, n_head]
+      kq = ggml_soft_max_ext(ctx, kq, g.mask, kqScale, 0.0f);
+      ggml_tensor* kqv = ggml_mul_mat(ctx, V, kq);  // [hd, T, n_head]
+      cur = ggml_cont_2d(ctx, ggml_permute(ctx, kqv, 0, 2, 1, 3), h.headDim * h.nHead, T);
+      cur = matmul(ctx, il, P_O, cur, loraOn);
+      x = ggml_add(ctx, cur, x);
+      cur = ggml_mul(ctx, ggml_rms_norm(ctx, x, h.eps), L.ffnNorm);
+      ggml_tensor* gate = matmul(ctx, il, P_GATE, cur, loraOn);
+      ggml_tensor* up = matmul(ctx, il, P_UP, cur, loraOn);
+      cur = ggml_swiglu_split(ctx, gate, up);
+      cur = matmul(ctx, il, P_DOWN, cur, loraOn);
+      x = ggml_add(ctx, cur, x);
+    }
+    x = ggml_mul(ctx, ggml_rms_norm(ctx, x, h.eps), outNorm_);
+    x = ggml_get_rows(ctx, x, g.outRows);                  // [n_embd, N]: positions that predict targets
+    ggml_tensor* logits = ggml_mul_mat(ctx, output_, x);  // [n_vocab, N]
+    ggml_tensor* probs = ggml_soft_max(ctx, logits);
+    // pick probs[target] per row: rows of length 1 over the flattened [n_vocab * N] probabilities
+    ggml_tensor* picked = ggml_get_rows(ctx, ggml_reshape_2d(ctx, probs, 1, h.nVocab * N), g.flatIdx);
+    g.logp = ggml_log(ctx, ggml_reshape_1d(ctx, picked, N));
+    ggml_set_output(g.logp);
+    if (!withLoss) return;
+
+    g.old = input(ctx, GGML_TYPE_F32, N);
+    g.negAdvW = input(ctx, GGML_TYPE_F32, N);
+    g.clipC = input(ctx, GGML_TYPE_F32, N);
+    g.sgn = input(ctx, GGML_TYPE_F32, N);
+    // PPO-clip: the token is "active" (gradient flows through the ratio) unless the ratio is past
+    // the clip bound on the side the advantage pushes to; ggml_step has no gradient, so the mask is
+    // a constant for autograd. Loss value = -A * (m r + (1 - m) c) exactly equals -min(rA, clip(r)A).
+    ggml_tensor* r = ggml_exp(ctx, ggml_sub(ctx, g.logp, g.old));
+    ggml_tensor* m = ggml_step(ctx, ggml_mul(ctx, g.sgn, ggml_sub(ctx, g.clipC, r)));
+    ggml_tensor* mc = ggml_mul(ctx, m, g.clipC);
+    ggml_tensor* surr = ggml_add(ctx, ggml_mul(ctx, m, r), ggml_sub(ctx, g.clipC, mc));
+    ggml_tensor* perTok = ggml_mul(ctx, g.negAdvW, surr);
+    if (in.withKl) {
+      g.ref = input(ctx, GGML_TYPE_F32, N);
+      g.betaW = input(ctx, GGML_TYPE_F32, N);
+      // k3 estimator of KL(pi || ref): exp(ref - logp) - (ref - logp) - 1
+      ggml_tensor* d = ggml_sub(ctx, g.ref, g.logp);
+      ggml_tensor* kl = ggml_scale_bias(ctx, ggml_sub(ctx, ggml_exp(ctx, d), d), 1.0f, -1.0f);
+      perTok = ggml_add(ctx, perTok, ggml_mul(ctx, g.betaW, kl));
+    }
+    g.loss = ggml_sum(ctx, perTok);
+    ggml_set_loss(g.loss);
+    ggml_set_output(g.loss);
+  }
+
+  void setInputs(Graph& g, const BatchInput& in) {
+    const int64_t T = (int64_t)in.tokens.size();
+    ggml_backend_tensor_set(g.tokens, in.tokens.data(), 0, T * sizeof(int32_t));
+    ggml_backend_tensor_set(g.pos, in.pos.data(), 0, T * sizeof(int32_t));
+    std::vector<float> mask((size_t)T * T, -INFINITY);
+    for (int64_t i = 0; i < T; i++)      // query row
+      for (int64_t j = 0; j <= i; j++)  // key column
+        if (in.seq[i] == in.seq[j]) mask[(size_t)i * T + j] = 0.f;
+    ggml_backend_tensor_set(g.mask, mask.data(), 0, mask.size() * sizeof(float));
+    ggml_backend_tensor_set(g.outRows, in.outRows.data(), 0, in.outRows.size() * sizeof(int32_t));
+    ggml_backend_tensor_set(g.flatIdx, in.flatIdx.data(), 0, in.flatIdx.size() * sizeof(int32_t));
+    auto setF = [](ggml_tensor* t, const std::vector<float>& v) {
+      if (t) ggml_backend_tensor_set(t, v.data(), 0, v.size() * sizeof(float));
+    };
+    setF(g.old, in.old);
+    setF(g.negAdvW, in.negAdvW);
+    setF(g.clipC, in.clipC);
+    setF(g.sgn, in.sgn);
+    setF(g.ref, in.ref);
+    setF(g.betaW, in.betaW);
+  }
+
+  void compute(ggml_cgraph* gf) {
+    if (!galloc_) galloc_ = ggml_gallocr_new(ggml_backend_get_default_buffer_type(backend_));
+    if (!ggml_gallocr_alloc_graph(galloc_, gf)) fail("out of memory allocating the compute graph");
+    computeBytes_ = std::max(computeBytes_, ggml_gallocr_get_buffer_size(galloc_, 0));
+  }
+
+  void runForward(const BatchInput& in, bool loraOn, StepResult& res) {
+    auto t0 = std::chrono::steady_clock::now();
+    Graph g;
+    buildForward(g, in, loraOn, false);
+    ggml_cgraph* gf = ggml_new_graph_custom(g.ctx, graphSize(), false);
+    ggml_build_forward_expand(gf, g.logp);
+    compute(gf);
+    setInputs(g, in);
+    if (ggml_backend_graph_compute(backend_, gf) != GGML_STATUS_SUCCESS) fail("graph compute failed");
+    res.logp.resize(in.outRows.size());
+    ggml_backend_tensor_get(g.logp, res.logp.data(), 0, res.logp.size() * sizeof(float));
+    res.ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+  }
+
+  void runAccumulate(const BatchInput& in, StepResult& res) {
+    auto t0 = std::chrono::steady_clock::now();
+    if (lora_.empty()) fail("no LoRA parameters to train");
+    Graph g;
+    buildForward(g, in, true, true);
+    const size_t gsize = graphSize();
+    ggml_cgraph* gb = ggml_new_graph_custom(g.ctx, gsize, true);
+    ggml_build_forward_expand(gb, g.loss);
+    ggml_build_backward_expand(g.ctx, gb, nullptr);
+    std::vector<ggml_tensor*> gradA(lora_.size()), gradB(lora_.size());
+    for (size_t i = 0; i < lora_.size(); i++) {
+      gradA[i] = ggml_graph_get_grad(gb, lora_[i].a);
+      gradB[i] = ggml_graph_get_grad(gb, lora_[i].b);
+    }
+    ggml_tensor* lossGrad = ggml_graph_get_grad_acc(gb, g.loss);
+    if (!lossGrad) fail("internal: loss has no gradient accumulator");
+    ggml_set_input(lossGrad);
+    if (gradTranspose_) {
+      // Rewrite out_prod(W, transpose(g)) -> mul_mat(W^T, g) for the frozen matrices (see buildTransposed).
+      for (int i = 0; i < ggml_graph_n_nodes(gb); i++) {
+        ggml_tensor* n = ggml_graph_node(gb, i);
+        if (n->op != GGML_OP_OUT_PROD || !n->src[1] || n->src[1]->op != GGML_OP_TRANSPOSE) continue;
+        auto it = transposed_.find(n->src[0]);
+        if (it == transposed_.end()) continue;
+        n->op = GGML_OP_MUL_MAT;
+        n->src[0] = it->second;
+        n->src[1] = n->src[1]->src[0];
+        std::memset(n->op_params, 0, sizeof(n->op_params));
+      }
+    }
+    // A fresh graph over the (rewritten) nodes: drops the now-unused transpose views and picks up
+    // the W^T leaves.
+    ggml_cgraph* gf = ggml_new_graph_custom(g.ctx, gsize, false);
+    ggml_build_forward_expand(gf, g.loss);
+    ggml_build_forward_expand(gf, g.logp);
+    for (size_t i = 0; i < lora_.size(); i++) {
+      if (gradA[i]) ggml_set_output(gradA[i]), ggml_build_forward_expand(gf, gradA[i]);
+      if (gradB[i]) ggml_set_output(gradB[i]), ggml_build_forward_expand(gf, gradB[i]);
+    }
+    compute(gf);
+    setInputs(g, in);
+    const float one = 1.0f;
+    ggml_backend_tensor_set(lossGrad, &one, 0, sizeof(float));
+    if (ggml_backend_graph_compute(backend_, gf) != GGML_STATUS_SUCCESS) fail("graph compute failed");
+    float loss = 0;
+    ggml_backend_tensor_get(g.loss, &loss, 0, sizeof(float));
+    res.loss = loss;
+    res.logp.resize(in.outRows.size());
+    ggml_backend_tensor_get(g.logp, res.logp.data(), 0, res.logp.size() * sizeof(float));
+    std::vector<float> tmp;
+    auto acc = [&](ggml_tensor* gt, std::vector<float>& dst) {
+      if (!gt) return;
+      tmp.resize(dst.size());
+      ggml_backend_tensor_get(gt, tmp.data(), 0, tmp.size() * sizeof(float));
+      for (size_t j = 0; j < dst.size(); j++) dst[j] += tmp[j];
+    };
+    for (size_t i = 0; i < lora_.size(); i++) {
+      acc(gradA[i], lora_[i].gA);
+      acc(gradB[i], lora_[i].gB);
+    }
+    res.ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+  }
+
+  // ---- JS methods
+
+  void acquire(Napi::Env env) {
+    bool expected = false;
+    if (!busy_.compare_exchange_strong(expected, true))
+      throw Napi::Error::New(env, "trainer is busy (one operation at a time)");
+    if (!backend_) {
+      busy_.store(false);
+      throw Napi::Error::New(env, "trainer was disposed");
+    }
+  }
+
+  static BatchInput parseBatch(const Napi::Object& o) {
+    BatchInput in;
+    in.tokens = i32Array(o.Get("tokens"), "tokens");
+    in.pos = i32Array(o.Get("pos"), "pos");
+    in.seq = i32Array(o.Get("seq"), "seq");
+    in.outRows = i32Array(o.Get("outRows"), "outRows");
+    in.flatIdx = i32Array(o.Get("flatIdx"), "flatIdx");
+    if (in.tokens.empty() || in.outRows.empty()) throw Napi::Error::New(o.Env(), "empty micro-batch");
+    if (o.Has("old")) {
+      in.old = f32Array(o.Get("old"), "old");
+      in.negAdvW = f32Array(o.Get("negAdvW"), "negAdvW");
+      in.clipC = f32Array(o.Get("clipC"), "clipC");
+      in.sgn = f32Array(o.Get("sgn"), "sgn");
+      if (o.Has("ref")) {
+        in.withKl = true;
+        in.ref = f32Array(o.Get("ref"), "ref");
+        in.betaW = f32Array(o.Get("betaW"), "betaW");
+      }
+    }
+    return in;
+  }
+
+  Napi::Value Describe(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    auto o = Napi::Object::New(env);
+    o.Set("arch", hp_.arch);
+    o.Set("nVocab", (double)hp_.nVocab);
+    o.Set("nEmbd", (double)hp_.nEmbd);
+    o.Set("nLayer", (double)hp_.nLayer);
+    o.Set("nHead", (double)hp_.nHead);
+    o.Set("nHeadKv", (double)hp_.nHeadKv);
+    o.Set("headDim", (double)hp_.headDim);
+    o.Set("nFf", (double)hp_.nFf);
+    o.Set("ropeFreqBase", hp_.ropeBase);
+    o.Set("ropeFreqScale", hp_.ropeFreqScale);
+    o.Set("rmsEps", hp_.eps);
+    o.Set("weightType", ggml_type_name(layers_.empty() ? tokEmbd_->type : layers_[0].w[P_Q]->type));
+    o.Set("backend", ggml_backend_name(backend_));
+    auto arr = Napi::Array::New(env, lora_.size());
+    for (size_t i = 0; i < lora_.size(); i++) {
+      auto t = Napi::Object::New(env);
+      t.Set("base", lora_[i].base);
+      t.Set("nIn", (double)lora_[i].a->ne[0]);
+      t.Set("nOut", (double)lora_[i].b->ne[1]);
+      arr.Set(i, t);
+    }
+    o.Set("lora", arr);
+    return o;
+  }
+
+  Napi::Value Forward(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    BatchInput in = parseBatch(info[0].As<Napi::Object>());
+    bool loraOn = info[1].As<Napi::Boolean>().Value();
+    acquire(env);
+    auto res = std::make_shared<StepResult>();
+    auto* w = new PromiseWorker(
+        env, [this, in = std::move(in), loraOn, res]() { runForward(in, loraOn, *res); },
+        [res](Napi::Env e) -> Napi::Value {
+          auto o = Napi::Object::New(e);
+          o.Set("logp", toF32(e, res->logp));
+          o.Set("ms", res->ms);
+          return o;
+        },
+        &busy_);
+    auto p = w->Promise();
+    w->Queue();
+    return p;
+  }
+
+  Napi::Value Accumulate(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    BatchInput in = parseBatch(info[0].As<Napi::Object>());
+    if (in.old.size() != in.outRows.size()) throw Napi::Error::New(env, "loss inputs missing or mis-sized");
+    acquire(env);
+    auto res = std::make_shared<StepResult>();
+    auto* w = new PromiseWorker(
+        env, [this, in = std::move(in), res]() { runAccumulate(in, *res); },
+        [res](Napi::Env e) -> Napi::Value {
+          auto o = Napi::Object::New(e);
+          o.Set("loss", res->loss);
+          o.Set("logp", toF32(e, res->logp));
+          o.Set("ms", res->ms);
+          return o;
+        },
+        &busy_);
+    auto p = w->Promise();
+    w->Queue();
+    return p;
+  }
+
+  Napi::Value ZeroGrad(const Napi::CallbackInfo& info) {
+    for (auto& lp : lora_) {
+      std::fill(lp.gA.begin(), lp.gA.end(), 0.f);
+      std::fill(lp.gB.begin(), lp.gB.end(), 0.f);
+    }
+    return info.Env().Undefined();
+  }
+
+  // Global gradient norm, clipping and AdamW (decoupled weight decay, bias-corrected moments) on the
+  // accumulated gradients. A non-finite gradient skips the update and leaves parameters and moments
+  // untouched. Gradients are zeroed either way.
+  Napi::Value ApplyAdamW(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    auto o = info[0].As<Napi::Object>();
+    const double lr = o.Get("lr").As<Napi::Number>().DoubleValue();
+    const double b1 = o.Get("beta1").As<Napi::Number>().DoubleValue();
+    const double b2 = o.Get("beta2").As<Napi::Number>().DoubleValue();
+    const double eps = o.Get("eps").As<Napi::Number>().DoubleValue();
+    const double wd = o.Get("weightDecay").As<Napi::Number>().DoubleValue();
+    const double maxNorm = o.Get("maxGradNorm").As<Napi::Number>().DoubleValue();
+    const double t = o.Get("step").As<Napi::Number>().DoubleValue();  // 1-based step number
+    const bool apply = o.Get("apply").As<Napi::Boolean>().Value();
+    acquire(env);
+    auto out = std::make_shared<std::pair<double, bool>>(0.0, false);
+    auto* w = new PromiseWorker(
+        env,
+        [=, this]() {
+          double sq = 0;
+          for (auto& lp : lora_) {
+            for (float g : lp.gA) sq += (double)g * g;
+            for (float g : lp.gB) sq += (double)g * g;
+          }
+          double norm = std::sqrt(sq);
+          out->first = norm;
+          out->second = false;
+          if (apply && std::isfinite(norm)) {
+            const double clip = (maxNorm > 0 && norm > maxNorm) ? maxNorm / (norm + 1e-6) : 1.0;
+            const double bc1 = 1.0 - std::pow(b1, t), bc2 = 1.0 - std::pow(b2, t);
+            auto upd = [&](std::vector<float>& p, std::vector<float>& g, std::vector<float>& m, std::vector<float>& v) {
+              for (size_t j = 0; j < p.size(); j++) {
+                double gj = g[j] * clip;
+                double mj = b1 * m[j] + (1 - b1) * gj;
+                double vj = b2 * v[j] + (1 - b2) * gj * gj;
+                m[j] = (float)mj;
+                v[j] = (float)vj;
+                double pj = p[j];
+                pj -= lr * wd * pj;
+                pj -= lr * (mj / bc1) / (std::sqrt(vj / bc2) + eps);
+                p[j] = (float)pj;
+              }
+            };
+            for (auto& lp : lora_) {
+              upd(lp.hostA, lp.gA, lp.mA, lp.vA);
+              upd(lp.hostB, lp.gB, lp.mB, lp.vB);
+            }
+            uploadParams();
+            out->second = true;
+          }
+          for (auto& lp : lora_) {
+            std::fill(lp.gA.begin(), lp.gA.end(), 0.f);
+            std::fill(lp.gB.begin(), lp.gB.end(), 0.f);
+          }
+        },
+        [out](Napi::Env e) -> Napi::Value {
+          auto r = Napi::Object::New(e);
+          r.Set("gradNorm", out->first);
+          r.Set("applied", out->second);
+          return r;
+        },
+        &busy_);
+    auto p = w->Promise();
+    w->Queue();
+    return p;
+  }
+
+  // State as {a, b, mA, mB, vA, vB}: arrays of Float32Array, one per LoRA pair in describe() order.
+  Napi::Value GetState(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    auto o = Napi::Object::New(env);
+    const char* keys[6] = {"a", "b", "mA", "mB", "vA", "vB"};
+    for (int k = 0; k < 6; k++) {
+      auto arr = Napi::Array::New(env, lora_.size());
+      for (size_t i = 0; i < lora_.size(); i++) {
+        LoraPair& lp = lora_[i];
+        std::vector<float>* v[6] = {&lp.hostA, &lp.hostB, &lp.mA, &lp.mB, &lp.vA, &lp.vB};
+        arr.Set(i, toF32(env, *v[k]));
+      }
+      o.Set(keys[k], arr);
+    }
+    return o;
+  }
+
+  Napi::Value SetState(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (busy_.load()) throw Napi::Error::New(env, "trainer is busy (one operation at a time)");
+    auto o = info[0].As<Napi::Object>();
+    const char* keys[6] = {"a", "b", "mA", "mB", "vA", "vB"};
+    for (int k = 0; k < 6; k++) {
+      if (!o.Has(keys[k])) continue;
+      auto arr = o.Get(keys[k]).As<Napi::Array>();
+      if (arr.Length() != lora_.size()) throw Napi::Error::New(env, std::string("state.") + keys[k] + " has the wrong length");
+      for (size_t i = 0; i < lora_.size(); i++) {
+        LoraPair& lp = lora_[i];
+        std::vector<float>* v[6] = {&lp.hostA, &lp.hostB, &lp.mA, &lp.mB, &lp.vA, &lp.vB};
+        std::vector<float> d = f32Array(arr.Get(i), keys[k]);
+        if (d.size() != v[k]->size())
+          throw Napi::Error::New(env, std::string("state.") + keys[k] + "[" + std::to_string(i) + "] has the wrong size");
+        *v[k] = std::move(d);
+      }
+    }
+    uploadParams();
+    return env.Undefined();
+  }
+
+  // llama.cpp LoRA adapter GGUF (src/llama-adapter.cpp): general.type=adapter, adapter.type=lora,
+  // adapter.lora.alpha, tensors <base>.lora_a [n_in, r] and <base>.lora_b [r, n_out], F32.
+  Napi::Value ExportAdapter(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    std::string path = info[0].As<Napi::String>().Utf8Value();
+    size_t bytes = 0;
+    for (auto& lp : lora_) bytes += (lp.hostA.size() + lp.hostB.size()) * sizeof(float) + 2 * 64;
+    ggml_init_params ip = {ggml_tensor_overhead() * (2 * lora_.size() + 1) + bytes, nullptr, false};
+    ggml_context* ctx = ggml_init(ip);
+    gguf_context* g = gguf_init_empty();
+    gguf_set_val_str(g, "general.type", "adapter");
+    gguf_set_val_str(g, "general.architecture", hp_.arch.c_str());
+    gguf_set_val_str(g, "adapter.type", "lora");
+    gguf_set_val_f32(g, "adapter.lora.alpha", alpha_);
+    for (auto& lp : lora_) {
+      ggml_tensor* a = ggml_new_tensor_2d(ctx, GGML_TYPE_F32, lp.a->ne[0], lp.a->ne[1]);
+      ggml_tensor* b = ggml_new_tensor_2d(ctx, GGML_TYPE_F32, lp.b->ne[0], lp.b->ne[1]);
+      ggml_set_name(a, ggml_get_name(lp.a));
+      ggml_set_name(b, ggml_get_name(lp.b));
+      std::memcpy(a->data, lp.hostA.data(), ggml_nbytes(a));
+      std::memcpy(b->data, lp.hostB.data(), ggml_nbytes(b));
+      gguf_add_tensor(g, a);
+      gguf_add_tensor(g, b);
+    }
+    bool ok = gguf_write_to_file(g, path.c_str(), false);
+    gguf_free(g);
+    ggml_free(ctx);
+    if (!ok) throw Napi::Error::New(env, "cannot write adapter " + path);
+    return env.Undefined();
+  }
+
+  Napi::Value SetThreads(const Napi::CallbackInfo& info) {
+    threads_ = info[0].As<Napi::Number>().Int32Value();
+    if (backend_ && isCpu_) {
+      ggml_backend_dev_t dev = ggml_backend_get_device(backend_);
+      auto fn = (ggml_backend_set_n_threads_t)ggml_backend_reg_get_proc_address(ggml_backend_dev_backend_reg(dev),
+                                                                                "ggml_backend_set_n_threads");
+      if (fn) fn(backend_, threads_);
+    }
+    return info.Env().Undefined();
+  }
+
+  Napi::Value Memory(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    auto o = Napi::Object::New(env);
+    o.Set("weights", (double)(wbuf_ ? ggml_backend_buffer_get_size(wbuf_) : 0));
+    o.Set("transposed", (double)(tbuf_ ? ggml_backend_buffer_get_size(tbuf_) : 0));
+    o.Set("lora", (double)(lbuf_ ? ggml_backend_buffer_get_size(lbuf_) : 0));
+    o.Set("compute", (double)computeBytes_);
+    return o;
+  }
+
+  Napi::Value Dispose(const Napi::CallbackInfo& info) {
+    if (busy_.load()) throw Napi::Error::New(info.Env(), "trainer is busy (one operation at a time)");
+    release();
+    return info.Env().Undefined();
+  }
+};
+
+Napi::Value GgmlInfo(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  auto o = Napi::Object::New(env);
+  o.Set("version", ggml_version());
+  o.Set("commit", ggml_commit());
+  o.Set("expected", CATRL_GGML_EXPECTED);
+  return o;
+}
+
+Napi::Object InitModule(Napi::Env env, Napi::Object exports) {
+  exports.Set("ggmlInfo", Napi::Function::New(env, GgmlInfo));
+  exports.Set("Trainer", Trainer::Init(env));
+  return exports;
+}
+
+}  // namespace
+
+NODE_API_MODULE(catrl_trainer, InitModule)
