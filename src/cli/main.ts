@@ -16,6 +16,7 @@ const program = new Command()
 type CommandModule = { register(program: Command): void };
 // Loaded lazily so that `catrl --help` does not load llama.cpp.
 const commandModules: Array<() => Promise<CommandModule>> = [
+  () => import("./commands/rollout.js"),
   () => import("./commands/report.js"),
   () => import("./commands/model.js"),
 ];

@@ -6,6 +6,7 @@ import {
   type Llama,
   type LlamaContext,
   type LlamaContextSequence,
+  type LlamaGrammar,
   LlamaGrammarEvaluationState,
   type LlamaModel,
   type Token,
@@ -59,6 +60,7 @@ const AUTO_PREFIX_COPY_MIN_TOKENS = 64;
 
 type Job = {
   request: ResolvedGenerationRequest;
+  grammar?: LlamaGrammar;
   requestIndex: number;
   rolloutIndex: number;
   promptTokens: number[];
@@ -152,14 +154,19 @@ export class LlamaEngine implements Engine {
       return parsed.data;
     });
     const jobs: Job[] = [];
-    resolved.forEach((request, requestIndex) => {
+    for (const [requestIndex, request] of resolved.entries()) {
       const rendered = this.renderer.render(request.prompt, request.format);
       const promptTokens = this.renderer.tokenize(request.prompt, request.format);
-      const stops = [...(request.stop ?? []), ...rendered.stops];
+      const grammar = request.jsonSchema
+        ? await this.llama.createGrammarForJsonSchema(request.jsonSchema as never)
+        : undefined;
+      // A JSON grammar ends in a run of newlines that it uses as its stop trigger.
+      const grammarStops = grammar?.stopGenerationTriggers.map((t) => t.toString()) ?? [];
+      const stops = [...(request.stop ?? []), ...rendered.stops, ...grammarStops];
       for (let rolloutIndex = 0; rolloutIndex < request.n; rolloutIndex++) {
-        jobs.push({ request, requestIndex, rolloutIndex, promptTokens, stops });
+        jobs.push({ request, grammar, requestIndex, rolloutIndex, promptTokens, stops });
       }
-    });
+    }
 
     const out: Rollout[][] = resolved.map((r) => new Array<Rollout>(r.n));
     const t0 = performance.now();
@@ -228,11 +235,8 @@ export class LlamaEngine implements Engine {
         wave.map(async (job, k) => {
           const seed = job.request.seed + job.rolloutIndex;
           const startMs = performance.now() - t0;
-          const grammar = job.request.jsonSchema
-            ? new LlamaGrammarEvaluationState({
-                model: this.model,
-                grammar: await this.llama.createGrammarForJsonSchema(job.request.jsonSchema as never),
-              })
+          const grammar = job.grammar
+            ? new LlamaGrammarEvaluationState({ model: this.model, grammar: job.grammar })
             : undefined;
           const r = await generateOnSequence(this.model, sequences[k], {
             input: inputs[k],
@@ -248,7 +252,7 @@ export class LlamaEngine implements Engine {
             requestIndex: job.requestIndex,
             rolloutIndex: job.rolloutIndex,
             seed,
-            text: r.text,
+            text: job.grammar?.trimWhitespaceSuffix ? r.text.trimEnd() : r.text,
             tokens: r.tokens,
             promptTokens: job.promptTokens.length,
             finishReason: r.finishReason,

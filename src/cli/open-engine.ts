@@ -1,0 +1,42 @@
+import { type LlamaEngine, openLlamaEngine } from "../engine/llama-engine.js";
+import { resolveModelPath } from "../engine/model-source.js";
+import type { RuntimeOptions } from "./options.js";
+
+/** Resolves a --model argument (path or hf: URI, offline-safe) and opens the local engine on it. */
+export async function openEngineFromCli(
+  model: string,
+  rt: RuntimeOptions,
+  extra: { verbose?: boolean; maxSequences?: number; shareModelWith?: LlamaEngine } = {},
+): Promise<LlamaEngine> {
+  const modelPath = await resolveModelPath(model, { allowDownload: process.env.CATRL_OFFLINE !== "1" });
+  return openLlamaEngine({
+    modelPath,
+    gpu: rt.gpu,
+    threads: rt.threads,
+    verbose: extra.verbose,
+    maxSequences: extra.maxSequences,
+    shareModelWith: extra.shareModelWith,
+  });
+}
+
+/** An AbortSignal tied to Ctrl-C: the first press stops generation cleanly, a second one exits at once. */
+export function abortOnSigint(): { signal: AbortSignal; interrupted: () => boolean; dispose: () => void } {
+  const ac = new AbortController();
+  const onSig = () => {
+    if (ac.signal.aborted) process.exit(130);
+    process.stderr.write(
+      "\ninterrupted: finishing the tokens in flight and keeping finished work (Ctrl-C again to quit now)\n",
+    );
+    ac.abort();
+  };
+  process.on("SIGINT", onSig);
+  process.on("SIGTERM", onSig);
+  return {
+    signal: ac.signal,
+    interrupted: () => ac.signal.aborted,
+    dispose: () => {
+      process.off("SIGINT", onSig);
+      process.off("SIGTERM", onSig);
+    },
+  };
+}

@@ -1,0 +1,16 @@
+import { existsSync } from "node:fs";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+
+/** ../shared beside the checkout: present on developer machines and in CI. */
+export const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
+export const SHARED = path.resolve(REPO_ROOT, "../shared");
+export const STORIES = path.join(SHARED, "models/stories260K.gguf");
+export const MATH500 = path.join(SHARED, "data/math500.jsonl");
+export const HEALTHBENCH = path.join(SHARED, "data/healthbench_hard_sample.jsonl");
+
+export const hasStories = existsSync(STORIES);
+/** Why a test that needs ../shared is skipped (only ever when the file is absent). */
+export const noStoriesReason = `skipped: ${STORIES} is absent (tests that need the real tiny model run where ../shared exists, as in CI)`;
+
+export const CLI = path.join(REPO_ROOT, "dist/src/cli/main.js");
