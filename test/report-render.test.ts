@@ -3,6 +3,7 @@ import path from "node:path";
 import { Command } from "commander";
 import { describe, expect, it, vi } from "vitest";
 import { register } from "../src/cli/commands/report.js";
+import { movingAverage } from "../src/report/charts.js";
 import { renderReport } from "../src/report/index.js";
 import { formatTick, formatValue, niceDomain, ticks } from "../src/report/scale.js";
 import { FIXTURE, syntheticSteps, tmpDir, writeRun } from "./report-helpers.js";
@@ -20,6 +21,12 @@ describe("axis arithmetic", () => {
     expect(formatTick(0.00002, 0.00001)).toBe("2e-5");
     expect(formatValue(0.123456)).toBe("0.1235");
     expect(formatValue(null)).toBe("–");
+  });
+});
+
+describe("moving average", () => {
+  it("is centred, skips missing values and keeps gaps", () => {
+    expect(movingAverage([1, 2, 3, null, 5], 3)).toEqual([1.5, 2, 2.5, null, 5]);
   });
 });
 
@@ -75,6 +82,9 @@ describe("renderReport", () => {
     const time = charts(html).find((c) => c.includes('aria-label="Time per step"')) ?? "";
     expect(time).toContain('class="mark area"');
     expect(time).not.toContain('class="mark bar"');
+    // Raw values faint under a moving average, so the trend stays readable.
+    expect(html).toContain('class="mark line faint"');
+    expect(html).toMatch(/loss, moving average of \d+/);
     expect(html.length).toBeLessThan(1_500_000);
   });
 

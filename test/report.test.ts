@@ -121,4 +121,24 @@ describe("report in a browser", () => {
       expect(scriptErrors(dom)).toMatch(/drew nothing/);
     },
   );
+
+  it.skipIf(!haveChromium)(
+    `shows values on hover${haveChromium ? "" : ` (skipped: ${skipReason})`}`,
+    async () => {
+      // Moves the mouse to the right end of the reward chart; the read-out must name the last step.
+      const probe = `<script>
+      var svg = document.querySelector("#plot-reward svg.chart");
+      var r = svg.getBoundingClientRect();
+      svg.dispatchEvent(new MouseEvent("mousemove", { clientX: r.right - 5, clientY: r.top + r.height / 2, bubbles: true }));
+      document.body.setAttribute("data-hover", document.querySelector(".tooltip").textContent);
+    </script></body>`;
+      const html = (await renderReport(FIXTURE)).replace("</body>", probe);
+      const file = path.join(tmpDir(), "hover.html");
+      writeFileSync(file, html);
+      const dom = await chromium(["--window-size=1400,1200", "--dump-dom", pathToFileURL(file).href]);
+      const hover = /data-hover="([^"]*)"/.exec(dom)?.[1] ?? "";
+      expect(hover).toMatch(/^step 30mean reward: 0\.6909/);
+      expect(hover).toContain("± std: 0.2433");
+    },
+  );
 });

@@ -21,7 +21,7 @@ export const COLORS = {
 export type LegendEntry = {
   name: string;
   color: string;
-  style: "line" | "dashed" | "band" | "bar" | "dot" | "hollow" | "mark";
+  style: "line" | "faint" | "dashed" | "band" | "bar" | "dot" | "hollow" | "mark";
 };
 
 export type Figure = {
@@ -58,14 +58,15 @@ function stepLine(
   yLabel: string,
   opts: { subtitle?: string; includeZero?: boolean; yDomain?: Domain; field: string },
 ): Figure {
-  const legend: LegendEntry[] = series.map((s) => ({
-    name: s.name,
-    color: s.color,
-    style: s.dashed ? "dashed" : "line",
-  }));
   if (!series.some((s) => hasAny(s.values))) {
     return { id, title, legend: [], empty: `no ${opts.field} values in steps.jsonl yet` };
   }
+  series = withMovingAverage(series);
+  const legend: LegendEntry[] = series.map((s) => ({
+    name: s.name,
+    color: s.color,
+    style: s.dashed ? "dashed" : s.faint ? "faint" : "line",
+  }));
   return {
     id,
     title,
@@ -79,6 +80,42 @@ function stepLine(
       series,
     },
   };
+}
+
+/** Past this many steps, per-step noise hides the trend: draw the raw values faint plus a moving average. */
+export const SMOOTH_ABOVE = 60;
+
+/** Centred moving average over the finite values in the window; gaps stay gaps. */
+export function movingAverage(values: Value[], window: number): Value[] {
+  const half = Math.floor(window / 2);
+  return values.map((v, i) => {
+    if (!finite(v)) return null;
+    let sum = 0;
+    let k = 0;
+    for (let j = Math.max(0, i - half); j <= Math.min(values.length - 1, i + half); j++) {
+      const w = values[j];
+      if (finite(w)) {
+        sum += w;
+        k++;
+      }
+    }
+    return sum / k;
+  });
+}
+
+function withMovingAverage(series: LineSeries[]): LineSeries[] {
+  const n = series[0]?.values.length ?? 0;
+  if (n <= SMOOTH_ABOVE) return series;
+  // About 2% of the run, odd so the window is centred.
+  const window = 2 * Math.max(2, Math.min(25, Math.round(n / 100))) + 1;
+  return series.flatMap((s) => [
+    { ...s, faint: true, name: `${s.name} (per step)` },
+    {
+      name: `${s.name}, moving average of ${window}`,
+      color: s.color,
+      values: movingAverage(s.values, window),
+    },
+  ]);
 }
 
 function rewardFigure(steps: StepRecord[], domain: Domain): Figure {

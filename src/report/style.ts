@@ -31,6 +31,8 @@ figure.plot.empty .placeholder { height: 120px; display: flex; align-items: cent
 .legend span { display: inline-flex; align-items: center; gap: 6px; }
 .legend i { display: inline-block; width: 18px; height: 0; border-top: 2.5px solid; }
 .legend i.dashed { border-top-style: dashed; }
+.legend i.faint { border-top-width: 1px; opacity: .45; }
+#table-skipped th:first-child, #table-skipped td:first-child { width: 6em; }
 .legend i.band { height: 10px; border: 0; opacity: .25; }
 .legend i.bar { width: 11px; height: 11px; border: 0; border-radius: 2px; }
 .legend i.dot { width: 9px; height: 9px; border: 0; border-radius: 50%; }
@@ -44,6 +46,7 @@ svg.chart .tickmark { stroke: #8f98a3; }
 svg.chart .tick { fill: var(--muted); font-size: 11px; font-variant-numeric: tabular-nums; }
 svg.chart .label { fill: #374151; font-size: 12px; }
 svg.chart .line { fill: none; stroke-width: 2; stroke-linejoin: round; stroke-linecap: round; }
+svg.chart .line.faint { stroke-width: 1; stroke-opacity: .35; }
 svg.chart .band { opacity: .18; stroke: none; }
 svg.chart .area { opacity: .9; stroke: none; }
 svg.chart .skip-line { stroke-opacity: .35; stroke-dasharray: 2 3; }

@@ -18,6 +18,8 @@ export type LineSeries = {
   color: string;
   values: Value[];
   dashed?: boolean;
+  /** Thin and pale: raw per-step values drawn under their moving average. */
+  faint?: boolean;
   /** A dot on every point (few points, e.g. evals). */
   markers?: boolean;
   /** Per point: draw the marker hollow (e.g. agreement instead of gold accuracy). */
@@ -183,7 +185,8 @@ export function lineChartSvg(c: LineChart, title: string): string {
     const at = (i: number): string => `${n(sx(c.xs[i]))},${n(sy(s.values[i] as number))}`;
     for (const run of runs(s.values)) {
       const d = run.map((i, k) => `${k === 0 ? "M" : "L"}${at(i)}`).join("");
-      if (run.length > 1) body.push(`<path class="mark line" d="${d}" stroke="${s.color}"${dash}/>`);
+      const cls = s.faint ? "mark line faint" : "mark line";
+      if (run.length > 1) body.push(`<path class="${cls}" d="${d}" stroke="${s.color}"${dash}/>`);
       // A lone point between gaps would be invisible as a line.
       if (run.length === 1 && !s.markers) {
         const [cx, cy] = at(run[0]).split(",");
