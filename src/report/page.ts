@@ -117,7 +117,7 @@ function problemsHtml(data: RunData): string {
 }
 
 function table(head: string[], rows: string[][], numeric: number[] = []): string {
-  const th = head.map((h) => `<th>${esc(h)}</th>`).join("");
+  const th = head.map((h, i) => `<th${numeric.includes(i) ? ` class="num"` : ""}>${esc(h)}</th>`).join("");
   const trs = rows.map(
     (r) =>
       `<tr>${r.map((c, i) => `<td${numeric.includes(i) ? ` class="num"` : ""}>${c}</td>`).join("")}</tr>`,

@@ -9,11 +9,11 @@ header h1 { font-size: 22px; margin: 0 0 2px; }
 header .meta { color: var(--muted); font-size: 13px; }
 h2 { font-size: 16px; margin: 28px 0 10px; }
 code, .mono { font-family: ui-monospace, "SFMono-Regular", Menlo, "Liberation Mono", monospace; font-size: 12.5px; }
-.cards { display: grid; grid-template-columns: repeat(auto-fill, minmax(180px, 1fr)); gap: 12px; margin-top: 18px; }
+.cards { display: grid; grid-template-columns: repeat(auto-fill, minmax(150px, 1fr)); gap: 12px; margin-top: 18px; }
 .card { background: var(--card); border: 1px solid var(--line); border-radius: 8px; padding: 10px 14px; }
 .card .k { color: var(--muted); font-size: 12px; text-transform: uppercase; letter-spacing: .04em; }
 .card .v { font-size: 20px; font-weight: 600; font-variant-numeric: tabular-nums; margin-top: 2px; }
-.card .v.small { font-size: 14px; word-break: break-all; padding-top: 5px; }
+.card .v.small { font-size: 13px; overflow-wrap: anywhere; padding-top: 6px; }
 .card .s { color: var(--muted); font-size: 12px; }
 .notice { border-radius: 8px; padding: 10px 14px; margin-top: 16px; border: 1px solid; }
 .notice.problems { background: #fff8eb; border-color: #f3d9a4; color: var(--warn); }
@@ -21,7 +21,7 @@ code, .mono { font-family: ui-monospace, "SFMono-Regular", Menlo, "Liberation Mo
 .notice.empty { background: var(--card); border-color: var(--line); color: var(--muted); }
 .notice ul { margin: 6px 0 0; padding-left: 20px; }
 .notice li { font-family: ui-monospace, Menlo, "Liberation Mono", monospace; font-size: 12.5px; }
-.plots { display: grid; grid-template-columns: repeat(auto-fit, minmax(520px, 1fr)); gap: 16px; }
+.plots { display: grid; grid-template-columns: repeat(auto-fit, minmax(460px, 1fr)); gap: 16px; }
 figure.plot { margin: 0; background: var(--card); border: 1px solid var(--line); border-radius: 8px; padding: 12px 14px 6px; }
 figure.plot h3 { margin: 0; font-size: 14.5px; }
 figure.plot .sub { color: var(--muted); font-size: 12px; min-height: 1.45em; }
@@ -38,7 +38,8 @@ figure.plot.empty .placeholder { height: 120px; display: flex; align-items: cent
 .legend i.dot { width: 9px; height: 9px; border: 0; border-radius: 50%; }
 .legend i.mark { width: 0; height: 0; border: 0; border-left: 5px solid transparent; border-right: 5px solid transparent;
   border-bottom: 8px solid; border-bottom-color: inherit; }
-svg.chart { display: block; width: 100%; height: auto; overflow: visible; }
+/* Capped so a single wide column does not blow the 11px tick labels up to headline size. */
+svg.chart { display: block; width: 100%; max-width: 820px; height: auto; margin: 0 auto; overflow: visible; }
 svg.chart text { font-family: inherit; }
 svg.chart .grid { stroke: #eceef1; stroke-width: 1; }
 svg.chart .axis { stroke: #8f98a3; stroke-width: 1; }
@@ -64,7 +65,8 @@ table { border-collapse: collapse; width: 100%; font-size: 13px; }
 th, td { text-align: left; padding: 4px 10px 4px 0; border-bottom: 1px solid var(--line); vertical-align: top; }
 th { color: var(--muted); font-weight: 600; font-size: 12px; }
 td.num { text-align: right; font-variant-numeric: tabular-nums; }
-td.key { color: var(--muted); white-space: nowrap; }
+td.key { color: var(--muted); white-space: nowrap; width: 1%; padding-right: 28px; }
+th.num { text-align: right; }
 td.break { word-break: break-all; }
 footer { color: var(--muted); font-size: 12px; margin-top: 28px; }
 @media print { body { background: #fff; } figure.plot, .card, .tables section { break-inside: avoid; } }
