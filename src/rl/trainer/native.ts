@@ -1,0 +1,204 @@
+import { existsSync, readFileSync } from "node:fs";
+import { createRequire } from "node:module";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import { z } from "zod";
+import { oneLine } from "../../util/errors.js";
+
+/**
+ * Loader for the native addon (native/, built by the package's install script) and zod schemas for
+ * everything that crosses the boundary. The addon is optional: when it is missing or fails to load,
+ * `nativeAvailability()` says why in one line and inference keeps working.
+ */
+
+const GgmlInfoSchema = z.object({ version: z.string(), commit: z.string(), expected: z.string() });
+
+export const NativeDescribeSchema = z.object({
+  arch: z.enum(["llama", "qwen2", "qwen3"]),
+  nVocab: z.number().int().positive(),
+  nEmbd: z.number().int().positive(),
+  nLayer: z.number().int().positive(),
+  nHead: z.number().int().positive(),
+  nHeadKv: z.number().int().positive(),
+  headDim: z.number().int().positive(),
+  nFf: z.number().int().positive(),
+  ropeFreqBase: z.number(),
+  ropeFreqScale: z.number(),
+  rmsEps: z.number(),
+  weightType: z.string(),
+  backend: z.string(),
+  lora: z.array(z.object({ base: z.string(), nIn: z.number().int(), nOut: z.number().int() })),
+});
+export type NativeDescribe = z.infer<typeof NativeDescribeSchema>;
+
+export const f32 = z.custom<Float32Array>((v) => v instanceof Float32Array, "expected a Float32Array");
+export const ForwardResultSchema = z.object({ logp: f32, ms: z.number() });
+export const AccumulateResultSchema = z.object({ loss: z.number(), logp: f32, ms: z.number() });
+export const AdamWResultSchema = z.object({ gradNorm: z.number(), applied: z.boolean() });
+export const NativeStateSchema = z.object({
+  a: z.array(f32),
+  b: z.array(f32),
+  mA: z.array(f32),
+  mB: z.array(f32),
+  vA: z.array(f32),
+  vB: z.array(f32),
+});
+export type NativeState = z.infer<typeof NativeStateSchema>;
+export const MemorySchema = z.object({
+  weights: z.number(),
+  transposed: z.number(),
+  lora: z.number(),
+  compute: z.number(),
+});
+
+/** A packed micro-batch as the addon takes it (see pack.ts). */
+export interface NativeBatch {
+  tokens: Int32Array;
+  pos: Int32Array;
+  seq: Int32Array;
+  outRows: Int32Array;
+  flatIdx: Int32Array;
+  old?: Float32Array;
+  negAdvW?: Float32Array;
+  clipC?: Float32Array;
+  sgn?: Float32Array;
+  ref?: Float32Array;
+  betaW?: Float32Array;
+}
+
+export interface NativeTrainerOptions {
+  modelPath: string;
+  backend: "cpu" | "cuda";
+  libDir: string;
+  cudaLib?: string;
+  threads: number;
+  rank: number;
+  alpha: number;
+  gradMode: "transpose" | "outprod";
+  targets: string[];
+}
+
+export interface NativeTrainer {
+  describe(): unknown;
+  forward(batch: NativeBatch, lora: boolean): Promise<unknown>;
+  accumulate(batch: NativeBatch): Promise<unknown>;
+  applyAdamW(o: {
+    lr: number;
+    beta1: number;
+    beta2: number;
+    eps: number;
+    weightDecay: number;
+    maxGradNorm: number;
+    step: number;
+    apply: boolean;
+  }): Promise<unknown>;
+  zeroGrad(): void;
+  getState(): unknown;
+  setState(s: Partial<NativeState>): void;
+  exportAdapter(path: string): void;
+  setThreads(n: number): void;
+  memory(): unknown;
+  dispose(): void;
+}
+
+interface NativeModule {
+  ggmlInfo(): unknown;
+  Trainer: new (o: NativeTrainerOptions) => NativeTrainer;
+}
+
+function packageRoot(): string {
+  let dir = path.dirname(fileURLToPath(import.meta.url));
+  for (;;) {
+    const pj = path.join(dir, "package.json");
+    if (existsSync(pj)) {
+      try {
+        if (JSON.parse(readFileSync(pj, "utf8")).name === "compute-as-teacher") return dir;
+      } catch {}
+    }
+    const up = path.dirname(dir);
+    if (up === dir) throw new Error("cannot find the compute-as-teacher package root");
+    dir = up;
+  }
+}
+
+/** node_modules/<name> above the package root (the packages' "exports" hide their package.json). */
+export function findPackageDir(name: string): string | undefined {
+  for (let dir = packageRoot(); ; dir = path.dirname(dir)) {
+    const c = path.join(dir, "node_modules", name);
+    if (existsSync(path.join(c, "package.json"))) return c;
+    if (path.dirname(dir) === dir) return undefined;
+  }
+}
+
+/** Directory of node-llama-cpp's prebuilt CPU ggml libraries (the ones the addon links). */
+export function cpuLibDir(): string | undefined {
+  const d = findPackageDir("@node-llama-cpp/linux-x64");
+  return d ? path.join(d, "bins", "linux-x64") : undefined;
+}
+
+/** node-llama-cpp's CUDA backend library, when its CUDA package is installed. */
+export function cudaLibPath(): string | undefined {
+  const d = findPackageDir("@node-llama-cpp/linux-x64-cuda");
+  const p = d ? path.join(d, "bins", "linux-x64-cuda", "libggml-cuda.so") : undefined;
+  return p && existsSync(p) ? p : undefined;
+}
+
+type Loaded =
+  | { ok: true; mod: NativeModule; ggml: z.infer<typeof GgmlInfoSchema> }
+  | { ok: false; reason: string };
+let loaded: Loaded | undefined;
+
+function load(): Loaded {
+  if (loaded) return loaded;
+  loaded = (() => {
+    let root: string;
+    try {
+      root = packageRoot();
+    } catch (e) {
+      return { ok: false, reason: oneLine(e) };
+    }
+    const addon = path.join(root, "native", "build", "Release", "catrl_trainer.node");
+    if (!existsSync(addon)) {
+      const status = path.join(root, "native", "build", "status.json");
+      try {
+        const s = z
+          .object({ ok: z.boolean(), reason: z.string().optional() })
+          .parse(JSON.parse(readFileSync(status, "utf8")));
+        if (!s.ok && s.reason) return { ok: false, reason: `training unavailable: ${s.reason}` };
+      } catch {}
+      return {
+        ok: false,
+        reason:
+          "training unavailable: the native trainer is not built (run npm install with g++ and make available)",
+      };
+    }
+    try {
+      const mod = createRequire(import.meta.url)(addon) as NativeModule;
+      const ggml = GgmlInfoSchema.parse(mod.ggmlInfo());
+      if (ggml.version !== ggml.expected)
+        return {
+          ok: false,
+          reason: `training unavailable: the native trainer was built for ggml ${ggml.expected} but the loaded ggml is ${ggml.version} (reinstall to rebuild it)`,
+        };
+      return { ok: true, mod, ggml };
+    } catch (e) {
+      return { ok: false, reason: `training unavailable: the native trainer failed to load: ${oneLine(e)}` };
+    }
+  })();
+  return loaded;
+}
+
+export function nativeAvailability():
+  | { ok: true; ggmlVersion: string; ggmlCommit: string }
+  | { ok: false; reason: string } {
+  const l = load();
+  return l.ok
+    ? { ok: true, ggmlVersion: l.ggml.version, ggmlCommit: l.ggml.commit }
+    : { ok: false, reason: l.reason };
+}
+
+export function nativeModule(): NativeModule {
+  const l = load();
+  if (!l.ok) throw new Error(l.reason);
+  return l.mod;
+}

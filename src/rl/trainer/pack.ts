@@ -1,0 +1,122 @@
+import type { NativeBatch } from "./native.js";
+
+/** One sequence as the trainer sees it: the prompt as fed to the model (BOS included) and the completion. */
+export interface TokenSeq {
+  prompt: number[];
+  completion: number[];
+}
+
+/**
+ * Packs sequences into one micro-batch for the addon. Each sequence feeds prompt + completion minus
+ * its last token (positions restart at 0; the addon masks attention block-diagonally by `seq`); the
+ * logits of row P-1+j predict completion[j]. Prompt tokens are never targets (masked from the loss).
+ */
+export function packBatch(seqs: TokenSeq[], nVocab: number): NativeBatch {
+  let T = 0;
+  let N = 0;
+  for (const s of seqs) {
+    T += s.prompt.length + s.completion.length - 1;
+    N += s.completion.length;
+  }
+  const tokens = new Int32Array(T);
+  const pos = new Int32Array(T);
+  const seq = new Int32Array(T);
+  const outRows = new Int32Array(N);
+  const flatIdx = new Int32Array(N);
+  let t = 0;
+  let n = 0;
+  seqs.forEach((s, si) => {
+    const fed = s.prompt.concat(s.completion.slice(0, -1));
+    const base = t;
+    fed.forEach((tok, i) => {
+      tokens[t] = tok;
+      pos[t] = i;
+      seq[t] = si;
+      t++;
+    });
+    s.completion.forEach((tok, j) => {
+      outRows[n] = base + s.prompt.length - 1 + j;
+      flatIdx[n] = n * nVocab + tok;
+      n++;
+    });
+  });
+  return { tokens, pos, seq, outRows, flatIdx };
+}
+
+/** Splits indices 0..n-1 into consecutive groups of at most `size`. */
+export function chunks(n: number, size: number): number[][] {
+  const out: number[][] = [];
+  for (let i = 0; i < n; i += size) out.push(Array.from({ length: Math.min(size, n - i) }, (_, k) => i + k));
+  return out;
+}
+
+export interface LossSeq {
+  completionLength: number;
+  advantage: number;
+  old: Float32Array;
+  ref?: Float32Array;
+}
+
+/**
+ * Per-token loss inputs for a micro-batch. GRPO per token: -A * min(r, clip(r, 1-eps, 1+eps)) with
+ * r = exp(logp - old), plus beta * k3(KL to ref), averaged over each sequence's completion tokens and
+ * then over the `nSeqsInStep` sequences of the whole step (so accumulated micro-batch gradients are
+ * the gradient of the step's mean loss). The addon builds the clip mask from sgn and clipC: the
+ * ratio carries gradient iff sgn * (clipC - r) > 0.
+ */
+export function lossInputs(
+  seqs: LossSeq[],
+  o: { beta: number; clipEps: number; nSeqsInStep: number },
+): Required<Pick<NativeBatch, "old" | "negAdvW" | "clipC" | "sgn">> & Pick<NativeBatch, "ref" | "betaW"> {
+  const N = seqs.reduce((a, s) => a + s.completionLength, 0);
+  const old = new Float32Array(N);
+  const negAdvW = new Float32Array(N);
+  const clipC = new Float32Array(N);
+  const sgn = new Float32Array(N);
+  const withKl = o.beta > 0;
+  const ref = withKl ? new Float32Array(N) : undefined;
+  const betaW = withKl ? new Float32Array(N) : undefined;
+  let n = 0;
+  for (const s of seqs) {
+    const w = 1 / (s.completionLength * o.nSeqsInStep);
+    for (let j = 0; j < s.completionLength; j++, n++) {
+      old[n] = s.old[j];
+      negAdvW[n] = -s.advantage * w;
+      sgn[n] = s.advantage >= 0 ? 1 : -1;
+      clipC[n] = s.advantage >= 0 ? 1 + o.clipEps : 1 - o.clipEps;
+      if (ref && betaW && s.ref) {
+        ref[n] = s.ref[j];
+        betaW[n] = o.beta * w;
+      }
+    }
+  }
+  return { old, negAdvW, clipC, sgn, ref, betaW };
+}
+
+/** Statistics of a step from per-token log-probs, computed as the addon's loss does (float64 here). */
+export function stepStats(
+  seqs: { logp: Float32Array; old: Float32Array; ref?: Float32Array; advantage: number }[],
+  clipEps: number,
+): { kl: number; clipFraction: number; tokens: number } {
+  let klSum = 0;
+  let clipped = 0;
+  let tokens = 0;
+  let nSeq = 0;
+  for (const s of seqs) {
+    if (s.logp.length === 0) continue;
+    nSeq++;
+    let kl = 0;
+    for (let j = 0; j < s.logp.length; j++) {
+      const r = Math.exp(s.logp[j] - s.old[j]);
+      const active = s.advantage >= 0 ? r < 1 + clipEps : r > 1 - clipEps;
+      if (!active) clipped++;
+      if (s.ref) {
+        const d = s.ref[j] - s.logp[j];
+        kl += Math.exp(d) - d - 1;
+      }
+      tokens++;
+    }
+    klSum += kl / s.logp.length;
+  }
+  return { kl: nSeq ? klSum / nSeq : 0, clipFraction: tokens ? clipped / tokens : 0, tokens };
+}
