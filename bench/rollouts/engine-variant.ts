@@ -1,0 +1,49 @@
+import { type LlamaEngine, openLlamaEngine } from "../../src/engine/llama-engine.js";
+import type { BenchCase, Measurement, Variant } from "./types.js";
+
+/** The project's engine: one `generate` call for all prompts x G rollouts. */
+export class EngineVariant implements Variant {
+  readonly name = "engine" as const;
+  private constructor(readonly engine: LlamaEngine) {}
+
+  static async open(modelPath: string, threads: number): Promise<EngineVariant> {
+    return new EngineVariant(await openLlamaEngine({ modelPath, threads, gpu: "cpu" }));
+  }
+
+  async run(c: BenchCase, repeat: number): Promise<Measurement> {
+    const t0 = performance.now();
+    const out = await this.engine.generate(
+      c.prompts.map((prompt, i) => ({
+        prompt,
+        n: c.G,
+        maxTokens: c.maxTokens,
+        sampling: c.sampling,
+        seed: c.seed + i * c.G,
+        format: "raw" as const,
+      })),
+    );
+    const seconds = (performance.now() - t0) / 1000;
+    const rollouts = out.flat();
+    const tokens = rollouts.reduce((s, r) => s + r.tokens.length, 0);
+    // Decode window: from the first sampled token (prompt batch done) to the last rollout's end.
+    const firsts = rollouts.map((r) => r.timings.firstTokenMs).filter((x): x is number => x != null);
+    const decodeMs = Math.max(...rollouts.map((r) => r.timings.endMs)) - Math.min(...firsts);
+    const decodeTokens = tokens - firsts.length;
+    return {
+      variant: this.name,
+      prompts: c.prompts.length,
+      G: c.G,
+      repeat,
+      rollouts: rollouts.length,
+      tokens,
+      seconds,
+      rolloutsPerSec: rollouts.length / seconds,
+      tokensPerSec: tokens / seconds,
+      decodeTokensPerSec: decodeMs > 0 ? decodeTokens / (decodeMs / 1000) : undefined,
+    };
+  }
+
+  async dispose(): Promise<void> {
+    await this.engine.dispose();
+  }
+}

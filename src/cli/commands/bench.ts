@@ -1,0 +1,90 @@
+import type { Command } from "commander";
+import { z } from "zod";
+import { UserError } from "../../util/errors.js";
+
+/**
+ * `catrl bench <what>`: performance measurements. Each subcommand is one entry of `subcommands`; the
+ * benchmark code itself lives under bench/ and is imported only when its subcommand runs.
+ */
+const subcommands: Array<(group: Command) => void> = [registerRollouts];
+
+export function register(program: Command): void {
+  const group = program.command("bench").description("performance benchmarks (results under bench/results/)");
+  for (const add of subcommands) add(group);
+}
+
+const intList = (flag: string) =>
+  z.string().transform((s, ctx) => {
+    const xs = s.split(",").map((x) => Number(x.trim()));
+    if (xs.length === 0 || xs.some((x) => !Number.isInteger(x) || x <= 0)) {
+      ctx.addIssue({
+        code: "custom",
+        message: `${flag} wants positive integers separated by commas, got "${s}"`,
+      });
+      return z.NEVER;
+    }
+    return xs;
+  });
+
+const RolloutsCliSchema = z.object({
+  model: z.string().optional(),
+  threads: z.coerce.number().int().positive().optional(),
+  maxTokens: z.coerce.number().int().positive(),
+  groupSizes: intList("-G"),
+  prompts: intList("--prompts"),
+  repeats: z.coerce.number().int().positive(),
+  variants: z
+    .string()
+    .transform((s) => s.split(",").map((x) => x.trim()))
+    .pipe(
+      z.array(z.enum(["engine", "naive", "llama.cpp"], { message: "--variants: engine, naive, llama.cpp" })),
+    ),
+  naiveMaxRollouts: z.coerce.number().int().positive(),
+  build: z.boolean(),
+  out: z.string().optional(),
+});
+
+function registerRollouts(group: Command): void {
+  group
+    .command("rollouts")
+    .description(
+      "rollouts/s and tokens/s of the engine vs node-llama-cpp one completion at a time vs llama-batched-bench",
+    )
+    .option("--model <file>", "GGUF to run (default models/85m-q8_0.gguf, written if missing)")
+    .option("--threads <n>", "CPU threads for every variant (default: the cores this process may use)")
+    .option("--max-tokens <n>", "tokens per rollout", "64")
+    .option("-G, --group-sizes <list>", "rollouts per prompt", "1,4,8,16")
+    .option("--prompts <list>", "prompts per batch", "1,4")
+    .option("--repeats <n>", "repeats of every case (the table shows medians)", "2")
+    .option("--variants <list>", "which of engine,naive,llama.cpp to run", "engine,naive,llama.cpp")
+    .option("--naive-max-rollouts <n>", "rollouts timed per case in the one-at-a-time loop", "8")
+    .option("--no-build", "skip llama-batched-bench instead of building it when missing")
+    .option("--out <file>", "JSON results (default bench/results/rollouts-<hostname>.json)")
+    .action(async (raw: Record<string, unknown>) => {
+      const parsed = RolloutsCliSchema.safeParse(raw);
+      if (!parsed.success) {
+        const i = parsed.error.issues[0];
+        throw new UserError(`bench rollouts --${String(i.path[0] ?? "")}: ${i.message}`);
+      }
+      const o = parsed.data;
+      const { runRolloutBench, formatTable } = await import("../../../bench/rollouts.js");
+      const r = await runRolloutBench({
+        model: o.model,
+        threads: o.threads,
+        maxTokens: o.maxTokens,
+        G: o.groupSizes,
+        prompts: o.prompts,
+        repeats: o.repeats,
+        variants: o.variants,
+        naiveMaxRollouts: o.naiveMaxRollouts,
+        buildLlamaCpp: o.build,
+        out: o.out,
+      });
+      process.stdout.write(
+        `${r.model.path} (${(r.model.bytes / 1e6).toFixed(1)} MB), ${r.threads} thread(s), ${r.maxTokens} tokens per rollout, medians of ${r.options.repeats}\n`,
+      );
+      process.stdout.write(`${formatTable(r.summary)}\n`);
+      for (const n of r.notes) process.stdout.write(`note: ${n}\n`);
+      process.stdout.write(`${r.outFile}\n`);
+    });
+}
