@@ -12,7 +12,50 @@ export {
   type CheckResult,
   createAnswerChecker,
 } from "./cat/answers/pool.js";
-
+// Estimators (model-free)
+export { type AnswerGroup, groupAnswers, majorityEstimator } from "./cat/estimators/majority.js";
+export { meanNll, minPplEstimator } from "./cat/estimators/min-ppl.js";
+export { singleEstimator } from "./cat/estimators/single.js";
+export {
+  type AnswerMatcher,
+  type Estimator,
+  type EstimatorInput,
+  type EstimatorOutput,
+  type EstimatorRollout,
+  inlineMatcher,
+  poolMatcher,
+} from "./cat/estimators/types.js";
+// Synthesis prompts
+export { type ParsedSynthesis, parseSynthesis } from "./cat/prompts/parse.js";
+export {
+  type BuildSynthesisPromptOptions,
+  buildSynthesisPrompt,
+  EMPTY_RESPONSE,
+} from "./cat/prompts/synthesis.js";
+export {
+  FREEFORM_V1_INSTRUCTIONS,
+  getSynthesisTemplate,
+  REASONING_V1_INSTRUCTIONS,
+  SYNTHESIS_TEMPLATES,
+  type SynthesisTemplate,
+  type SynthesisTemplateId,
+} from "./cat/prompts/templates.js";
+export { stripThinking } from "./cat/prompts/think.js";
+// Rubrics and judging
+export { ModelOutputError, parseRubric, parseVerdict } from "./cat/rubric/parse.js";
+export {
+  buildJudgePrompt,
+  buildRubricPrompt,
+  JUDGE_ALL_CANDIDATES,
+  JUDGE_ALTERNATES,
+  JUDGE_CANDIDATES,
+  JUDGE_PROMPT_ID,
+  pYesFrom,
+  RUBRIC_PROMPT_ID,
+  renderConversation,
+} from "./cat/rubric/prompt.js";
+export { type LengthPenalty, type RubricRewardOptions, rubricReward } from "./cat/rubric/reward.js";
+export { RUBRIC_JSON_SCHEMA, type Rubric, RubricSchema } from "./cat/rubric/schema.js";
 // Data
 export {
   type HealthBenchCriterion,
