@@ -79,6 +79,8 @@ function unorderedMatch<T>(xs: T[], ys: T[], eq: (a: T, b: T) => boolean): boole
 // such answers are compared as strings only.
 const UNSAFE = /\^\s*\{[^{}]*\^|\^\s*\{?\s*-?\d{4,}|\d{4,}\s*!|\\underbrace|\\cdots|\\ldots|\\dots/;
 
+const BASE_NUMERAL = /^[0-9A-Z]+_\{?\d+\}?$/;
+
 // Several letters in a row with no command are words (`east`, `Evelyn`, `odd`), not a product of
 // variables: the engine would find `east` equal to `seat`.
 function isWord(s: string): boolean {
@@ -99,12 +101,15 @@ function scalarsEquivalent(a: string, b: string): boolean {
   if (isWord(a) || isWord(b)) return a.toLowerCase() === b.toLowerCase();
   if (/^-?\d+$/.test(a) && /^-?\d+$/.test(b)) return BigInt(a) === BigInt(b);
   // Base-n numerals (`52_8`) have no value the engine knows; their digits and base must agree exactly.
-  if (/_\d/.test(a) || /_\d/.test(b)) return false;
+  if (BASE_NUMERAL.test(a) || BASE_NUMERAL.test(b)) return false;
   if (UNSAFE.test(a) || UNSAFE.test(b)) return false;
   return withScope((c) => {
     const x = c.parse(toCeLatex(a));
     const y = c.parse(toCeLatex(b));
     if (!x.isValid || !y.isValid) return false;
+    // Identical canonical forms settle it where sampling cannot (`a_1 b` has no numeric value); not
+    // when both are undefined (1/0 and 2/0 both box to NaN).
+    if (x.isSame(y) && !/NaN|ComplexInfinity/.test(JSON.stringify(x.json))) return true;
     const vars = sameUnknowns(x, y);
     if (vars === null) return false;
     if (vars.length === 0) return constantsEqual(x, y);

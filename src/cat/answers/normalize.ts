@@ -99,12 +99,14 @@ function stripUnitWords(s: string): string {
 }
 
 /**
- * Drops spaces (as `strip_string` does) except one after a control word followed by a letter: `\cot x`
- * must not become the undefined `\cotx`.
+ * Drops spaces (as `strip_string` does) except one after a control word followed by a letter (`\cot x`
+ * must not become the undefined `\cotx`) and after a one-character sub/superscript (`\log_2 8` is not
+ * `\log_28`).
  */
 function compactSpaces(s: string): string {
   return s
     .replace(/(\\[a-zA-Z]+) +(?=[a-zA-Z])/g, "$1\u0000")
+    .replace(/([_^]\w) +(?=\w)/g, "$1\u0000")
     .replace(/ /g, "")
     .replace(/\u0000/g, " ");
 }
