@@ -233,6 +233,7 @@ class Trainer : public Napi::ObjectWrap<Trainer> {
                            InstanceMethod("accumulate", &Trainer::Accumulate),
                            InstanceMethod("applyAdamW", &Trainer::ApplyAdamW),
                            InstanceMethod("zeroGrad", &Trainer::ZeroGrad),
+                           InstanceMethod("getGrads", &Trainer::GetGrads),
                            InstanceMethod("getState", &Trainer::GetState),
                            InstanceMethod("setState", &Trainer::SetState),
                            InstanceMethod("exportAdapter", &Trainer::ExportAdapter),
@@ -654,6 +655,24 @@ class Trainer : public Napi::ObjectWrap<Trainer> {
     res.ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
   }
 
+  // ggml's graph allocator may compute RMS_NORM_BACK in place over its incoming gradient (src0) and
+  // SOFT_MAX_BACK in place over the forward softmax output (src1), but the CPU kernels of this ggml
+  // write dx := x (resp. dx := dy) before reading those inputs again, which corrupts the gradient
+  // (found by the finite-difference test). Flagging those inputs as outputs stops the allocator
+  // from reusing their memory; they are small or alive until their backward node anyway.
+  static void protectFromInplace(ggml_cgraph* gf) {
+    auto keep = [](ggml_tensor* t) {
+      if (!t) return;
+      ggml_set_output(t);
+      if (t->view_src) ggml_set_output(t->view_src);
+    };
+    for (int i = 0; i < ggml_graph_n_nodes(gf); i++) {
+      ggml_tensor* n = ggml_graph_node(gf, i);
+      if (n->op == GGML_OP_RMS_NORM_BACK) keep(n->src[0]);
+      if (n->op == GGML_OP_SOFT_MAX_BACK) keep(n->src[1]);
+    }
+  }
+
   void runAccumulate(const BatchInput& in, StepResult& res) {
     auto t0 = std::chrono::steady_clock::now();
     if (lora_.empty()) fail("no LoRA parameters to train");
@@ -693,6 +712,7 @@ class Trainer : public Napi::ObjectWrap<Trainer> {
       if (gradA[i]) ggml_set_output(gradA[i]), ggml_build_forward_expand(gf, gradA[i]);
       if (gradB[i]) ggml_set_output(gradB[i]), ggml_build_forward_expand(gf, gradB[i]);
     }
+    protectFromInplace(gf);
     compute(gf);
     setInputs(g, in);
     const float one = 1.0f;
@@ -737,12 +757,13 @@ class Trainer : public Napi::ObjectWrap<Trainer> {
     in.outRows = i32Array(o.Get("outRows"), "outRows");
     in.flatIdx = i32Array(o.Get("flatIdx"), "flatIdx");
     if (in.tokens.empty() || in.outRows.empty()) throw Napi::Error::New(o.Env(), "empty micro-batch");
-    if (o.Has("old")) {
+    auto present = [&](const char* k) { return o.Has(k) && !o.Get(k).IsUndefined() && !o.Get(k).IsNull(); };
+    if (present("old")) {
       in.old = f32Array(o.Get("old"), "old");
       in.negAdvW = f32Array(o.Get("negAdvW"), "negAdvW");
       in.clipC = f32Array(o.Get("clipC"), "clipC");
       in.sgn = f32Array(o.Get("sgn"), "sgn");
-      if (o.Has("ref")) {
+      if (present("ref")) {
         in.withKl = true;
         in.ref = f32Array(o.Get("ref"), "ref");
         in.betaW = f32Array(o.Get("betaW"), "betaW");
@@ -826,6 +847,20 @@ class Trainer : public Napi::ObjectWrap<Trainer> {
       std::fill(lp.gB.begin(), lp.gB.end(), 0.f);
     }
     return info.Env().Undefined();
+  }
+
+  // The accumulated gradients {a, b} (diagnostics and gradient checks).
+  Napi::Value GetGrads(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    auto o = Napi::Object::New(env);
+    auto a = Napi::Array::New(env, lora_.size()), b = Napi::Array::New(env, lora_.size());
+    for (size_t i = 0; i < lora_.size(); i++) {
+      a.Set(i, toF32(env, lora_[i].gA));
+      b.Set(i, toF32(env, lora_[i].gB));
+    }
+    o.Set("a", a);
+    o.Set("b", b);
+    return o;
   }
 
   // Global gradient norm, clipping and AdamW (decoupled weight decay, bias-corrected moments) on the

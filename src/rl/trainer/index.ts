@@ -37,6 +37,7 @@ import {
   cudaLibPath,
   ForwardResultSchema,
   f32,
+  GradsSchema,
   MemorySchema,
   type NativeDescribe,
   NativeDescribeSchema,
@@ -206,6 +207,29 @@ export class Trainer {
   /** One GRPO update over `seqs` (see the module comment). */
   step(seqs: StepSeq[], opts: StepOptions): Promise<StepResult> {
     const o = parse(StepOptionsSchema, opts, "step options");
+    const parsed = this.parseStepSeqs(seqs);
+    return this.serial(() => this.stepUnqueued(parsed, o));
+  }
+
+  /**
+   * Loss and gradient of a step's loss at the current parameters, without updating anything
+   * (diagnostics and gradient checks). Same inputs as step().
+   */
+  lossAndGradient(
+    seqs: StepSeq[],
+    opts: StepOptions,
+  ): Promise<{ loss: number; grads: z.infer<typeof GradsSchema>; logprobs: Float32Array[] }> {
+    const o = parse(StepOptionsSchema, opts, "step options");
+    const parsed = this.parseStepSeqs(seqs);
+    return this.serial(async () => {
+      const r = await this.accumulateAll(parsed, o);
+      const grads = GradsSchema.parse(this.native.getGrads());
+      this.native.zeroGrad();
+      return { loss: r.loss, grads, logprobs: r.logps };
+    });
+  }
+
+  private parseStepSeqs(seqs: StepSeq[]): z.infer<typeof StepSeqSchema>[] {
     const parsed = parse(z.array(StepSeqSchema), seqs, "step");
     parsed.forEach((s, i) => {
       this.checkSeq(s, i);
@@ -218,11 +242,14 @@ export class Trainer {
             `step: sequence ${i}: ${k} has ${v.length} values for ${s.completion.length} completion tokens`,
           );
     });
-    return this.serial(() => this.stepUnqueued(parsed, o));
+    return parsed;
   }
 
-  private async stepUnqueued(all: z.infer<typeof StepSeqSchema>[], o: StepOptions): Promise<StepResult> {
-    const t0 = performance.now();
+  /** Fills in missing old/ref log-probs, then accumulates the gradient of every micro-batch. */
+  private async accumulateAll(
+    all: z.infer<typeof StepSeqSchema>[],
+    o: StepOptions,
+  ): Promise<{ loss: number; logps: Float32Array[]; seqs: z.infer<typeof StepSeqSchema>[] }> {
     const seqs = all.filter((s) => s.completion.length > 0);
     if (seqs.length === 0) throw new UserError("step: no completion tokens to train on");
     // old / reference log-probs the caller did not supply, from this trainer's own forward pass
@@ -266,6 +293,13 @@ export class Trainer {
         off += s.completion.length;
       }
     }
+    return { loss, logps, seqs };
+  }
+
+  private async stepUnqueued(all: z.infer<typeof StepSeqSchema>[], o: StepOptions): Promise<StepResult> {
+    const t0 = performance.now();
+    const { loss, logps, seqs } = await this.accumulateAll(all, o);
+    const withKl = o.beta > 0;
     const lossFinite = Number.isFinite(loss);
     const ad = AdamWResultSchema.parse(
       await this.native.applyAdamW({

@@ -44,6 +44,7 @@ export const NativeStateSchema = z.object({
   vB: z.array(f32),
 });
 export type NativeState = z.infer<typeof NativeStateSchema>;
+export const GradsSchema = z.object({ a: z.array(f32), b: z.array(f32) });
 export const MemorySchema = z.object({
   weights: z.number(),
   transposed: z.number(),
@@ -93,6 +94,7 @@ export interface NativeTrainer {
     apply: boolean;
   }): Promise<unknown>;
   zeroGrad(): void;
+  getGrads(): unknown;
   getState(): unknown;
   setState(s: Partial<NativeState>): void;
   exportAdapter(path: string): void;
