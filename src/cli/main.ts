@@ -17,6 +17,8 @@ type CommandModule = { register(program: Command): void };
 // Loaded lazily so that `catrl --help` does not load llama.cpp.
 const commandModules: Array<() => Promise<CommandModule>> = [
   () => import("./commands/rollout.js"),
+  () => import("./commands/infer.js"),
+  () => import("./commands/eval.js"),
   () => import("./commands/report.js"),
   () => import("./commands/model.js"),
   () => import("./commands/bench.js"),

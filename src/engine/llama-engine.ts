@@ -386,7 +386,19 @@ export class LlamaEngine implements Engine {
       targets: [r.candidates.map((c) => this.continuationTokens(c)[0] ?? -1)],
     }));
     const res = await this.teacherForced(items, options.signal);
-    return res.map((perPos) => ({ probs: perPos[0] }));
+    // Spellings that start with the same token ("yes" and " yes" on some vocabularies) would count that
+    // token twice when summed: only the first candidate with a given first token keeps its probability.
+    return res.map((perPos, i) => {
+      const seen = new Set<number>();
+      return {
+        probs: perPos[0].map((p, j) => {
+          const tok = items[i].targets[0][j];
+          if (seen.has(tok)) return 0;
+          seen.add(tok);
+          return p;
+        }),
+      };
+    });
   }
 
   /**

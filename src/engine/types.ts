@@ -101,7 +101,10 @@ export type NextTokenRequest = {
   format?: "auto" | "chat" | "raw";
 };
 export type NextTokenResult = {
-  /** Probability of each candidate's first token under the raw model, same order as `candidates`. */
+  /**
+   * Probability of each candidate's first token under the raw model, same order as `candidates`; a
+   * candidate whose first token repeats an earlier candidate's gets 0, so the list can be summed.
+   */
   probs: number[];
 };
 

@@ -12,7 +12,12 @@ export class ProgressLine {
     private readonly opts: { enabled?: boolean; logEveryMs?: number } = {},
   ) {}
 
-  update(fields: { done: number; total: number; elapsedMs: number; rate?: { value: number; unit: string } }): void {
+  update(fields: {
+    done: number;
+    total: number;
+    elapsedMs: number;
+    rate?: { value: number; unit: string };
+  }): void {
     if (this.opts.enabled === false) return;
     const now = Date.now();
     const every = this.tty ? 100 : (this.opts.logEveryMs ?? 5000);

@@ -1,0 +1,148 @@
+import { z } from "zod";
+import type { ChatTurn, Engine, Sampling } from "../engine/types.js";
+import { ModelOutputError, parseRubric, parseVerdict } from "./rubric/parse.js";
+import { buildJudgePrompt, buildRubricPrompt, JUDGE_ALL_CANDIDATES, pYesFrom } from "./rubric/prompt.js";
+import { type LengthPenalty, rubricReward } from "./rubric/reward.js";
+import { RUBRIC_JSON_SCHEMA } from "./rubric/schema.js";
+
+export const JudgeModeSchema = z.enum(["logprob", "generate"]);
+export type JudgeMode = z.infer<typeof JudgeModeSchema>;
+
+export type RubricSettings = {
+  rubricMaxTokens: number;
+  /** Extra tries (fresh seeds) when a rubric does not parse; then the failure is reported. */
+  retries: number;
+  sampling: Sampling;
+  judgeMode: JudgeMode;
+  threshold: number;
+  lengthPenalty?: LengthPenalty;
+};
+
+export type RubricResult =
+  | { ok: true; criteria: string[]; attempts: number; raw: string }
+  | { ok: false; error: string; attempts: number; raw: string[] };
+
+/** The anchor turns each reference into >= 5 binary criteria, grammar-constrained to the rubric JSON schema. */
+export async function proposeRubrics(
+  anchor: Engine,
+  references: string[],
+  s: RubricSettings,
+  seed: number,
+  signal?: AbortSignal,
+): Promise<RubricResult[]> {
+  const results: RubricResult[] = new Array(references.length);
+  const raws: string[][] = references.map(() => []);
+  let pending = references.map((_, i) => i);
+  for (let attempt = 0; attempt <= s.retries && pending.length > 0; attempt++) {
+    const out = await anchor.generate(
+      pending.map((i) => ({
+        prompt: buildRubricPrompt(references[i]),
+        n: 1,
+        maxTokens: s.rubricMaxTokens,
+        sampling: s.sampling,
+        seed: seed + i * (s.retries + 1) + attempt,
+        jsonSchema: RUBRIC_JSON_SCHEMA as unknown as Record<string, unknown>,
+      })),
+      { signal },
+    );
+    const still: number[] = [];
+    pending.forEach((i, k) => {
+      const text = out[k][0]?.text ?? "";
+      raws[i].push(text);
+      try {
+        results[i] = { ok: true, criteria: parseRubric(text).criteria, attempts: attempt + 1, raw: text };
+      } catch (e) {
+        if (!(e instanceof ModelOutputError)) throw e;
+        still.push(i);
+        results[i] = { ok: false, error: e.message, attempts: attempt + 1, raw: raws[i] };
+      }
+    });
+    pending = still;
+  }
+  return results;
+}
+
+export type Verdict = { criterion: number; pYes: number | null; met: boolean | null; error?: string };
+
+export type JudgeItem = {
+  criteria: string[];
+  responses: string[];
+  responseTokens: number[];
+  conversation?: ChatTurn[] | string;
+};
+
+export type JudgedItem = { verdicts: Verdict[][]; rewards: (number | null)[] };
+
+/**
+ * The judge answers every (response, criterion) pair. `logprob` reads P(yes) against P(no) from the
+ * next-token distribution in one forward pass per pair, all pairs batched; `generate` lets the judge write
+ * a short answer and parses it (a verdict that does not parse is recorded as an error, not as "no").
+ */
+export async function judgeItems(
+  judge: Engine,
+  items: JudgeItem[],
+  s: RubricSettings,
+  seed: number,
+  signal?: AbortSignal,
+): Promise<JudgedItem[]> {
+  const pairs: { item: number; response: number; criterion: number; prompt: string }[] = [];
+  items.forEach((it, item) => {
+    it.responses.forEach((response, r) => {
+      it.criteria.forEach((criterion, c) => {
+        pairs.push({
+          item,
+          response: r,
+          criterion: c,
+          prompt: buildJudgePrompt({ criterion, response, conversation: it.conversation }),
+        });
+      });
+    });
+  });
+  const verdicts: Verdict[] = new Array(pairs.length);
+  if (s.judgeMode === "logprob") {
+    const res = await judge.nextTokenProbs(
+      pairs.map((p) => ({ prompt: p.prompt, candidates: [...JUDGE_ALL_CANDIDATES] })),
+      { signal },
+    );
+    res.forEach((r, k) => {
+      const pYes = pYesFrom(r.probs);
+      verdicts[k] = { criterion: pairs[k].criterion, pYes, met: pYes >= s.threshold };
+    });
+  } else {
+    const out = await judge.generate(
+      pairs.map((p, k) => ({
+        prompt: p.prompt,
+        n: 1,
+        maxTokens: 8,
+        sampling: { temperature: 0, topK: 0, topP: 1, minP: 0 },
+        seed: seed + k,
+      })),
+      { signal },
+    );
+    out.forEach(([r], k) => {
+      try {
+        const met = parseVerdict(r?.text ?? "");
+        verdicts[k] = { criterion: pairs[k].criterion, pYes: met ? 1 : 0, met };
+      } catch (e) {
+        verdicts[k] = { criterion: pairs[k].criterion, pYes: null, met: null, error: (e as Error).message };
+      }
+    });
+  }
+  const judged: JudgedItem[] = items.map((it) => ({
+    verdicts: it.responses.map(() => []),
+    rewards: [],
+  }));
+  pairs.forEach((p, k) => judged[p.item].verdicts[p.response].push(verdicts[k]));
+  judged.forEach((j, i) => {
+    j.rewards = j.verdicts.map((vs, r) => {
+      const usable = vs.filter((v) => v.pYes != null) as { pYes: number }[];
+      if (usable.length === 0) return null;
+      return rubricReward(usable, {
+        threshold: s.threshold,
+        lengthPenalty: s.lengthPenalty,
+        responseTokens: items[i].responseTokens[r],
+      });
+    });
+  });
+  return judged;
+}

@@ -1,0 +1,137 @@
+import path from "node:path";
+import type { Command } from "commander";
+import { z } from "zod";
+import { MatchModeSchema } from "../cat/answers/match.js";
+import { type CatEngines, type CatSettings, ESTIMATORS, EstimatorNameSchema } from "../cat/pipeline.js";
+import { JudgeModeSchema } from "../cat/rubric-rewards.js";
+import type { Task } from "../cat/task.js";
+import type { LlamaEngine } from "../engine/llama-engine.js";
+import { presetForFamily, SAMPLING_PRESETS } from "../engine/sampling-presets.js";
+import { UserError } from "../util/errors.js";
+import { openEngineFromCli } from "./open-engine.js";
+import { parseOrExplain, type RuntimeOptions, resolveSampling } from "./options.js";
+
+/** Options shared by `catrl infer` and `catrl train`: the CaT half (anchor, synthesis, rewards, judge). */
+export function addCatOptions(cmd: Command): Command {
+  return cmd
+    .option(
+      "--anchor <gguf>",
+      "frozen anchor that synthesizes references (default: the --model file, without adapter)",
+    )
+    .option("--judge <gguf>", "judge for rubric criteria (default: the anchor)")
+    .option("--task <task>", "math | freeform | path to an answer-extractor module", "math")
+    .option("--match <mode>", "answer matching for math: exact (the paper's) | math (symbolic)", "math")
+    .option("--field <name>", "JSONL field holding the prompt (default: auto-detect)")
+    .option("--anchor-sees-question", "show the anchor the question (the paper's anchor is question-blind)")
+    .option("--keep-think", "keep <think> blocks in rollouts shown to the anchor")
+    .option("--no-think", "append Qwen3's /no_think to the anchor's prompt")
+    .option("--synthesis-max-tokens <n>", "max new tokens of a synthesis (default: 2 x --max-tokens)")
+    .option("--judge-mode <mode>", "logprob (P(yes) vs P(no), one forward pass) | generate", "logprob")
+    .option("--judge-sees-conversation", "show the judge the conversation, not only the response")
+    .option(
+      "--length-penalty <tokens>",
+      "free-form reward -1 for responses over this many tokens (the paper: 750)",
+    )
+    .option("--rubric-retries <n>", "extra tries when a rubric does not parse", "2");
+}
+
+export const CatArgsSchema = z.object({
+  anchor: z.string().optional(),
+  judge: z.string().optional(),
+  task: z.string(),
+  match: MatchModeSchema,
+  field: z.string().optional(),
+  anchorSeesQuestion: z.boolean().optional(),
+  keepThink: z.boolean().optional(),
+  think: z.boolean().optional(),
+  synthesisMaxTokens: z.coerce.number().int().min(1).optional(),
+  judgeMode: JudgeModeSchema,
+  judgeSeesConversation: z.boolean().optional(),
+  lengthPenalty: z.coerce.number().int().min(1).optional(),
+  rubricRetries: z.coerce.number().int().min(0),
+});
+export type CatArgs = z.infer<typeof CatArgsSchema>;
+
+export function parseCatArgs(raw: Record<string, unknown>): CatArgs {
+  return parseOrExplain(CatArgsSchema, raw);
+}
+
+export function parseEstimators(list: string | undefined): CatSettings["estimators"] {
+  if (!list) return [...ESTIMATORS];
+  return list.split(",").map((s) => {
+    const r = EstimatorNameSchema.safeParse(s.trim());
+    if (!r.success)
+      throw new UserError(`--estimators: unknown estimator '${s}' (known: ${ESTIMATORS.join(", ")})`);
+    return r.data;
+  });
+}
+
+/**
+ * Policy, anchor and judge. Files that are the same on disk share one loaded model (two contexts), as the
+ * anchor usually is the policy's own base.
+ */
+export async function openCatEngines(
+  model: string,
+  args: Pick<CatArgs, "anchor" | "judge">,
+  rt: RuntimeOptions,
+  opts: { verbose?: boolean } = {},
+): Promise<CatEngines & { owned: LlamaEngine[] }> {
+  const policy = await openEngineFromCli(model, rt, opts);
+  const owned = [policy];
+  const same = (a: string | undefined, b: string) => a == null || path.resolve(a) === path.resolve(b);
+  const anchor =
+    args.anchor == null || same(args.anchor, policy.info.path)
+      ? await openEngineFromCli(model, rt, { ...opts, shareModelWith: policy })
+      : await openEngineFromCli(args.anchor, rt, opts);
+  owned.push(anchor);
+  let judge = anchor;
+  if (args.judge != null && !same(args.judge, anchor.info.path)) {
+    judge = same(args.judge, policy.info.path)
+      ? await openEngineFromCli(model, rt, { ...opts, shareModelWith: policy })
+      : await openEngineFromCli(args.judge, rt, opts);
+    owned.push(judge);
+  }
+  return { policy, anchor, judge, owned };
+}
+
+export function catSettings(
+  raw: Record<string, unknown>,
+  args: CatArgs,
+  rt: RuntimeOptions,
+  engines: CatEngines,
+  task: Task,
+  G: number,
+  estimators: CatSettings["estimators"],
+): CatSettings & { samplingPreset: string } {
+  const { sampling, preset } = resolveSampling(raw, presetForFamily(engines.policy.info.family));
+  const anchorSampling = SAMPLING_PRESETS[presetForFamily(engines.anchor.info.family)];
+  const sweep = [1, 2, 4, 8, 16, 32].filter((g) => g < G);
+  return {
+    G,
+    maxTokens: rt.maxTokens,
+    sampling,
+    samplingPreset: preset,
+    seed: rt.seed,
+    synthesis: {
+      template: task.template,
+      anchorSeesQuestion: args.anchorSeesQuestion === true,
+      stripThink: args.keepThink !== true,
+      noThink: args.think === false,
+      maxTokens: args.synthesisMaxTokens ?? 2 * rt.maxTokens,
+      sampling: anchorSampling,
+    },
+    gSweep: task.kind === "verifiable" ? sweep : [],
+    estimators: task.kind === "verifiable" ? estimators : estimators.filter((e) => e !== "majority"),
+    rubric: {
+      rubricMaxTokens: 512,
+      retries: args.rubricRetries,
+      sampling: anchorSampling,
+      judgeMode: args.judgeMode,
+      threshold: 0.5,
+      lengthPenalty: args.lengthPenalty
+        ? { kind: "fixed", maxTokens: args.lengthPenalty, penalty: -1 }
+        : undefined,
+    },
+    judgeSeesConversation: args.judgeSeesConversation === true,
+  };
+}

@@ -1,0 +1,64 @@
+import { readFileSync } from "node:fs";
+import { stat } from "node:fs/promises";
+import os from "node:os";
+import path from "node:path";
+import { sha256File } from "../util/hash.js";
+import { packageRoot, packageVersion } from "../util/version.js";
+
+export type ModelRecord = { role: string; path: string; sha256: string; bytes: number };
+
+/** What makes a run reproducible besides its config: model hashes, versions, machine. */
+export async function modelRecords(models: { role: string; path: string }[]): Promise<ModelRecord[]> {
+  const seen = new Map<string, Promise<{ sha256: string; bytes: number }>>();
+  return Promise.all(
+    models.map(async (m) => {
+      const abs = path.resolve(m.path);
+      let p = seen.get(abs);
+      if (!p) {
+        p = Promise.all([sha256File(abs), stat(abs)]).then(([sha256, st]) => ({ sha256, bytes: st.size }));
+        seen.set(abs, p);
+      }
+      return { role: m.role, path: abs, ...(await p) };
+    }),
+  );
+}
+
+export function versions(): Record<string, string> {
+  const dep = (name: string) => {
+    try {
+      return JSON.parse(readFileSync(path.join(packageRoot(), "node_modules", name, "package.json"), "utf8"))
+        .version;
+    } catch {
+      return "unknown";
+    }
+  };
+  return {
+    catrl: packageVersion(),
+    node: process.version,
+    node_llama_cpp: dep("node-llama-cpp"),
+    llama_cpp: llamaCppRelease(),
+    piscina: dep("piscina"),
+    zod: dep("zod"),
+  };
+}
+
+function llamaCppRelease(): string {
+  try {
+    const info = JSON.parse(
+      readFileSync(path.join(packageRoot(), "node_modules/node-llama-cpp/llama/llama.cpp.info.json"), "utf8"),
+    );
+    return String(info.tag ?? info.release ?? "unknown");
+  } catch {
+    return "unknown";
+  }
+}
+
+export function hostInfo() {
+  return {
+    hostname: os.hostname(),
+    platform: `${os.platform()}-${os.arch()}`,
+    cpus: os.cpus()[0]?.model ?? "unknown",
+    cores: os.availableParallelism?.() ?? os.cpus().length,
+    memory_gib: Math.round(os.totalmem() / 2 ** 30),
+  };
+}
