@@ -33,8 +33,10 @@ export type NativeDescribe = z.infer<typeof NativeDescribeSchema>;
 
 export const f32 = z.custom<Float32Array>((v) => v instanceof Float32Array, "expected a Float32Array");
 export const ForwardResultSchema = z.object({ logp: f32, ms: z.number() });
-export const AccumulateResultSchema = z.object({ loss: z.number(), logp: f32, ms: z.number() });
-export const AdamWResultSchema = z.object({ gradNorm: z.number(), applied: z.boolean() });
+// loss and gradient norm may be NaN or infinite: such steps are reported as skipped, not rejected
+const anyNumber = z.custom<number>((v) => typeof v === "number", "expected a number");
+export const AccumulateResultSchema = z.object({ loss: anyNumber, logp: f32, ms: z.number() });
+export const AdamWResultSchema = z.object({ gradNorm: anyNumber, applied: z.boolean() });
 export const NativeStateSchema = z.object({
   a: z.array(f32),
   b: z.array(f32),
