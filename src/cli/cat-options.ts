@@ -6,7 +6,12 @@ import { type CatEngines, type CatSettings, ESTIMATORS, EstimatorNameSchema } fr
 import { JudgeModeSchema } from "../cat/rubric-rewards.js";
 import type { Task } from "../cat/task.js";
 import type { LlamaEngine } from "../engine/llama-engine.js";
-import { presetForFamily, SAMPLING_PRESETS } from "../engine/sampling-presets.js";
+import {
+  isSamplingPresetName,
+  presetForFamily,
+  SAMPLING_PRESETS,
+  type SamplingPresetName,
+} from "../engine/sampling-presets.js";
 import { UserError } from "../util/errors.js";
 import { openEngineFromCli } from "./open-engine.js";
 import { parseOrExplain, type RuntimeOptions, resolveSampling } from "./options.js";
@@ -25,6 +30,10 @@ export function addCatOptions(cmd: Command): Command {
     .option("--anchor-sees-question", "show the anchor the question (the paper's anchor is question-blind)")
     .option("--keep-think", "keep <think> blocks in rollouts shown to the anchor")
     .option("--no-think", "append Qwen3's /no_think to the anchor's prompt")
+    .option(
+      "--anchor-preset <name>",
+      "sampling preset of the anchor's syntheses and rubrics (default: by model family)",
+    )
     .option("--synthesis-max-tokens <n>", "max new tokens of a synthesis (default: 2 x --max-tokens)")
     .option("--judge-mode <mode>", "logprob (P(yes) vs P(no), one forward pass) | generate", "logprob")
     .option("--judge-sees-conversation", "show the judge the conversation, not only the response")
@@ -45,6 +54,7 @@ export const CatArgsSchema = z.object({
   keepThink: z.boolean().optional(),
   think: z.boolean().optional(),
   synthesisMaxTokens: z.coerce.number().int().min(1).optional(),
+  anchorPreset: z.string().optional(),
   judgeMode: JudgeModeSchema,
   judgeSeesConversation: z.boolean().optional(),
   lengthPenalty: z.coerce.number().int().min(1).optional(),
@@ -75,7 +85,7 @@ export async function openCatEngines(
   args: Pick<CatArgs, "anchor" | "judge">,
   rt: RuntimeOptions,
   opts: { verbose?: boolean } = {},
-): Promise<CatEngines & { owned: LlamaEngine[] }> {
+): Promise<{ policy: LlamaEngine; anchor: LlamaEngine; judge: LlamaEngine; owned: LlamaEngine[] }> {
   const policy = await openEngineFromCli(model, rt, opts);
   const owned = [policy];
   const same = (a: string | undefined, b: string) => a == null || path.resolve(a) === path.resolve(b);
@@ -104,7 +114,15 @@ export function catSettings(
   estimators: CatSettings["estimators"],
 ): CatSettings & { samplingPreset: string } {
   const { sampling, preset } = resolveSampling(raw, presetForFamily(engines.policy.info.family));
-  const anchorSampling = SAMPLING_PRESETS[presetForFamily(engines.anchor.info.family)];
+  if (args.anchorPreset && !isSamplingPresetName(args.anchorPreset)) {
+    throw new UserError(
+      `--anchor-preset: unknown preset '${args.anchorPreset}' (known: ${Object.keys(SAMPLING_PRESETS).join(", ")})`,
+    );
+  }
+  const anchorSampling =
+    SAMPLING_PRESETS[
+      (args.anchorPreset as SamplingPresetName | undefined) ?? presetForFamily(engines.anchor.info.family)
+    ];
   const sweep = [1, 2, 4, 8, 16, 32].filter((g) => g < G);
   return {
     G,

@@ -6,7 +6,7 @@ import { UserError } from "../../util/errors.js";
  * `catrl bench <what>`: performance measurements. Each subcommand is one entry of `subcommands`; the
  * benchmark code itself lives under bench/ and is imported only when its subcommand runs.
  */
-const subcommands: Array<(group: Command) => void> = [registerRollouts];
+const subcommands: Array<(group: Command) => void> = [registerRollouts, registerTrain];
 
 export function register(program: Command): void {
   const group = program.command("bench").description("performance benchmarks (results under bench/results/)");
@@ -84,6 +84,59 @@ function registerRollouts(group: Command): void {
         `${r.model.path} (${(r.model.bytes / 1e6).toFixed(1)} MB), ${r.threads} thread(s), ${r.maxTokens} tokens per rollout, medians of ${r.options.repeats}\n`,
       );
       process.stdout.write(`${formatTable(r.summary)}\n`);
+      for (const n of r.notes) process.stdout.write(`note: ${n}\n`);
+      process.stdout.write(`${r.outFile}\n`);
+    });
+}
+
+const TrainCliSchema = z.object({
+  model: z.string().optional(),
+  threads: z.coerce.number().int().positive().optional(),
+  rank: z.coerce.number().int().positive(),
+  seqs: z.coerce.number().int().positive(),
+  promptTokens: z.coerce.number().int().positive(),
+  completionTokens: z.coerce.number().int().positive(),
+  microBatch: z.coerce.number().int().positive(),
+  repeats: z.coerce.number().int().positive(),
+  gradModes: z
+    .string()
+    .transform((s) => s.split(",").map((x) => x.trim()))
+    .pipe(z.array(z.enum(["transpose", "outprod"], { message: "--grad-modes: transpose, outprod" }))),
+  out: z.string().optional(),
+});
+
+function registerTrain(group: Command): void {
+  group
+    .command("train")
+    .description(
+      "native LoRA trainer: forward and GRPO-step tokens/s and peak memory (Qwen3-0.6B-shape Q8_0, rank 16)",
+    )
+    .option("--model <file>", "GGUF base (default models/qwen3-0.6b-q8_0.gguf, written if missing)")
+    .option("--threads <n>", "CPU threads (default: the cores this process may use)")
+    .option("--rank <n>", "LoRA rank on all seven projections", "16")
+    .option("--seqs <n>", "sequences per step", "2")
+    .option("--prompt-tokens <n>", "prompt tokens per sequence", "32")
+    .option("--completion-tokens <n>", "completion tokens per sequence", "32")
+    .option("--micro-batch <n>", "sequences per micro-batch", "2")
+    .option("--repeats <n>", "timed repeats (medians reported)", "2")
+    .option("--grad-modes <list>", "gradient through frozen weights: transpose,outprod", "transpose,outprod")
+    .option("--out <file>", "JSON results (default bench/results/train-<hostname>.json)")
+    .action(async (raw: Record<string, unknown>) => {
+      const parsed = TrainCliSchema.safeParse(raw);
+      if (!parsed.success) {
+        const i = parsed.error.issues[0];
+        throw new UserError(`bench train --${String(i.path[0] ?? "")}: ${i.message}`);
+      }
+      const { runTrainBench, formatTrainTable } = await import("../../../bench/train.js");
+      const r = await runTrainBench(parsed.data);
+      process.stdout.write(
+        `${r.model.path} (${r.model.arch}, ${r.model.weightType}, ${(r.model.bytes / 1e6).toFixed(0)} MB), LoRA r=${r.lora.rank}, ${r.threads} thread(s), ${r.batch.seqs} x (${r.batch.promptTokens}+${r.batch.completionTokens}) tokens\n`,
+      );
+      process.stdout.write(`${formatTrainTable(r)}\n`);
+      if (r.transposeSpeedup !== null)
+        process.stdout.write(
+          `training step, mul_mat(W^T) over out_prod: ${r.transposeSpeedup.toFixed(2)}x\n`,
+        );
       for (const n of r.notes) process.stdout.write(`note: ${n}\n`);
       process.stdout.write(`${r.outFile}\n`);
     });
