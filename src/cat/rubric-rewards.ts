@@ -132,7 +132,9 @@ export async function judgeItems(
     verdicts: it.responses.map(() => []),
     rewards: [],
   }));
-  pairs.forEach((p, k) => judged[p.item].verdicts[p.response].push(verdicts[k]));
+  pairs.forEach((p, k) => {
+    judged[p.item].verdicts[p.response].push(verdicts[k]);
+  });
   judged.forEach((j, i) => {
     j.rewards = j.verdicts.map((vs, r) => {
       const usable = vs.filter((v) => v.pYes != null) as { pYes: number }[];

@@ -120,6 +120,10 @@ export interface StepResult {
   step: number;
 }
 
+/**
+ * Whether training can run here. `reason` is one line saying why not (addon not built, failed to load,
+ * ggml version mismatch), without a prefix, e.g. "the native trainer is not built (...)".
+ */
 export function trainerAvailability(): { ok: true } | { ok: false; reason: string } {
   const a = nativeAvailability();
   return a.ok ? { ok: true } : a;
@@ -416,7 +420,7 @@ export class Trainer {
 export async function openTrainer(options: TrainerOptions): Promise<Trainer> {
   const o = parse(TrainerOptionsSchema, options, "trainer options");
   const avail = nativeAvailability();
-  if (!avail.ok) throw new UserError(avail.reason);
+  if (!avail.ok) throw new UserError(`training unavailable: ${avail.reason}`);
   if (!existsSync(o.modelPath)) throw new UserError(`${o.modelPath}: model file not found`);
   const libDir = cpuLibDir();
   if (!libDir)

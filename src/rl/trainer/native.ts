@@ -161,19 +161,20 @@ function load(): Loaded {
     } catch (e) {
       return { ok: false, reason: oneLine(e) };
     }
-    const addon = path.join(root, "native", "build", "Release", "catrl_trainer.node");
+    // CATRL_NATIVE_TRAINER overrides the addon path (tests of the unavailable path use it)
+    const addon =
+      process.env.CATRL_NATIVE_TRAINER || path.join(root, "native", "build", "Release", "catrl_trainer.node");
     if (!existsSync(addon)) {
       const status = path.join(root, "native", "build", "status.json");
       try {
         const s = z
           .object({ ok: z.boolean(), reason: z.string().optional() })
           .parse(JSON.parse(readFileSync(status, "utf8")));
-        if (!s.ok && s.reason) return { ok: false, reason: `training unavailable: ${s.reason}` };
+        if (!s.ok && s.reason) return { ok: false, reason: s.reason };
       } catch {}
       return {
         ok: false,
-        reason:
-          "training unavailable: the native trainer is not built (run npm install with g++ and make available)",
+        reason: "the native trainer is not built (run npm install where g++ and make are available)",
       };
     }
     try {
@@ -182,16 +183,17 @@ function load(): Loaded {
       if (ggml.version !== ggml.expected)
         return {
           ok: false,
-          reason: `training unavailable: the native trainer was built for ggml ${ggml.expected} but the loaded ggml is ${ggml.version} (reinstall to rebuild it)`,
+          reason: `the native trainer was built for ggml ${ggml.expected} but the loaded ggml is ${ggml.version} (reinstall to rebuild it)`,
         };
       return { ok: true, mod, ggml };
     } catch (e) {
-      return { ok: false, reason: `training unavailable: the native trainer failed to load: ${oneLine(e)}` };
+      return { ok: false, reason: `the native trainer failed to load: ${oneLine(e)}` };
     }
   })();
   return loaded;
 }
 
+/** Whether the addon loaded; `reason` is one line, without a "training unavailable" prefix. */
 export function nativeAvailability():
   | { ok: true; ggmlVersion: string; ggmlCommit: string }
   | { ok: false; reason: string } {
