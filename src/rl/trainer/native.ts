@@ -1,9 +1,9 @@
 import { existsSync, readFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import path from "node:path";
-import { fileURLToPath } from "node:url";
 import { z } from "zod";
 import { oneLine } from "../../util/errors.js";
+import { packageRoot } from "../../util/version.js";
 
 /**
  * Loader for the native addon (native/, built by the package's install script) and zod schemas for
@@ -108,21 +108,6 @@ export interface NativeTrainer {
 interface NativeModule {
   ggmlInfo(): unknown;
   Trainer: new (o: NativeTrainerOptions) => NativeTrainer;
-}
-
-function packageRoot(): string {
-  let dir = path.dirname(fileURLToPath(import.meta.url));
-  for (;;) {
-    const pj = path.join(dir, "package.json");
-    if (existsSync(pj)) {
-      try {
-        if (JSON.parse(readFileSync(pj, "utf8")).name === "compute-as-teacher") return dir;
-      } catch {}
-    }
-    const up = path.dirname(dir);
-    if (up === dir) throw new Error("cannot find the compute-as-teacher package root");
-    dir = up;
-  }
 }
 
 /** node_modules/<name> above the package root (the packages' "exports" hide their package.json). */
