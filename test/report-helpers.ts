@@ -1,7 +1,9 @@
-import { mkdtempSync, writeFileSync } from "node:fs";
+import { execFile } from "node:child_process";
+import { existsSync, mkdtempSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
+import { promisify } from "node:util";
 
 export const FIXTURE = path.join(path.dirname(fileURLToPath(import.meta.url)), "fixtures", "report-run");
 
@@ -43,4 +45,30 @@ export function syntheticSteps(n: number): string {
     );
   }
   return `${lines.join("\n")}\n`;
+}
+
+export const CHROMIUM = process.env.CATRL_CHROMIUM ?? "/usr/bin/chromium";
+export const haveChromium = existsSync(CHROMIUM);
+export const inCI = process.env.CI === "true";
+export const skipReason = `chromium not found at ${CHROMIUM} (apt-get install -y chromium, or set CATRL_CHROMIUM)`;
+
+/** Headless Debian Chromium with the flags this offline machine needs; returns its stdout. */
+export async function chromium(args: string[]): Promise<string> {
+  const flags = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--hide-scrollbars",
+    `--user-data-dir=${tmpDir("catrl-chromium-")}`,
+  ];
+  const { stdout } = await promisify(execFile)(CHROMIUM, [...flags, ...args], {
+    timeout: 90_000,
+    maxBuffer: 64 * 1024 * 1024,
+  });
+  return stdout;
 }

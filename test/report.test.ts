@@ -1,11 +1,18 @@
-import { execFile } from "node:child_process";
-import { existsSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { readFileSync, statSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { pathToFileURL } from "node:url";
-import { promisify } from "node:util";
 import { describe, expect, it } from "vitest";
 import { renderReport } from "../src/report/index.js";
-import { FIXTURE, syntheticSteps, tmpDir, writeRun } from "./report-helpers.js";
+import {
+  chromium,
+  FIXTURE,
+  haveChromium,
+  inCI,
+  skipReason,
+  syntheticSteps,
+  tmpDir,
+  writeRun,
+} from "./report-helpers.js";
 
 /**
  * Opens generated reports in headless Chromium (Debian's package, never a downloaded browser) and checks
@@ -13,32 +20,6 @@ import { FIXTURE, syntheticSteps, tmpDir, writeRun } from "./report-helpers.js";
  * data-drawn count of marks with a non-empty bounding box as laid out by the browser.
  * CI installs it with `apt-get install -y chromium`; there, a missing browser fails the test.
  */
-
-const run = promisify(execFile);
-const CHROMIUM = process.env.CATRL_CHROMIUM ?? "/usr/bin/chromium";
-const haveChromium = existsSync(CHROMIUM);
-const inCI = process.env.CI === "true";
-const skipReason = `chromium not found at ${CHROMIUM} (apt-get install -y chromium, or set CATRL_CHROMIUM)`;
-
-async function chromium(args: string[]): Promise<string> {
-  const flags = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--hide-scrollbars",
-    `--user-data-dir=${tmpDir("catrl-chromium-")}`,
-  ];
-  const { stdout } = await run(CHROMIUM, [...flags, ...args], {
-    timeout: 90_000,
-    maxBuffer: 64 * 1024 * 1024,
-  });
-  return stdout;
-}
 
 async function renderAndOpen(dir: string): Promise<{ file: string; dom: string }> {
   const file = path.join(tmpDir(), "report.html");
