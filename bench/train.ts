@@ -1,7 +1,9 @@
+import { fork } from "node:child_process";
 import { existsSync } from "node:fs";
 import { mkdir, rename, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
+import { fileURLToPath } from "node:url";
 import { z } from "zod";
 import { writeRandomModel } from "../src/modelgen/index.js";
 import {
@@ -33,7 +35,7 @@ export const TrainBenchOptionsSchema = z.object({
   promptTokens: z.number().int().positive().default(32),
   completionTokens: z.number().int().positive().default(32),
   microBatch: z.number().int().positive().default(2),
-  repeats: z.number().int().positive().default(2),
+  repeats: z.number().int().positive().default(3),
   gradModes: z
     .array(z.enum(["transpose", "outprod"]))
     .min(1)
@@ -52,6 +54,7 @@ export interface TrainBenchCase {
   stepMs: number[];
   stepTokPerS: number;
   memory: { weights: number; transposed: number; lora: number; compute: number };
+  /** This case's own process peak (each case runs in its own child process). */
   peakRssBytes: number;
 }
 
@@ -103,81 +106,27 @@ export async function runTrainBench(
     alpha: 2 * o.rank,
     targets: ["q", "k", "v", "o", "gate", "up", "down"] as const,
   };
-  const stepOptions: StepOptions = {
-    lr: 1e-4,
-    beta: 0.01,
-    clipEps: 0.2,
-    microBatch: o.microBatch,
-    maxGradNorm: 1,
-    weightDecay: 0,
-  };
+  const stepOptions = TRAIN_STEP_OPTIONS(o.microBatch);
   const cases: TrainBenchCase[] = [];
   let arch = "";
   let weightType = "";
   for (const gradMode of o.gradModes) {
-    log(`${gradMode}: loading ${path.basename(modelPath)} with ${o.threads} thread(s)...`);
-    const t0 = performance.now();
-    const t = await openTrainer({
+    const c = await runCaseInChild({
       modelPath,
       threads: o.threads,
-      seed: 1,
+      rank: o.rank,
+      seqs: o.seqs,
+      promptTokens: o.promptTokens,
+      completionTokens: o.completionTokens,
+      microBatch: o.microBatch,
+      repeats: o.repeats,
       gradMode,
-      lora: { ...lora, targets: [...lora.targets] },
     });
-    const loadMs = performance.now() - t0;
-    try {
-      arch = t.info.arch;
-      weightType = t.info.weightType;
-      // token ids spread over the vocabulary; the content does not matter for speed
-      const seqs: TokenSeq[] = Array.from({ length: o.seqs }, (_, s) => ({
-        prompt: Array.from({ length: o.promptTokens }, (_, j) => (7919 * (s * 131 + j + 1)) % t.info.nVocab),
-        completion: Array.from(
-          { length: o.completionTokens },
-          (_, j) => (104729 * (s * 17 + j + 3)) % t.info.nVocab,
-        ),
-      }));
-      const tokensPerPass = seqs.reduce((a, s) => a + s.prompt.length + s.completion.length - 1, 0);
-      const forwardMs: number[] = [];
-      const stepMs: number[] = [];
-      // old/ref log-probs from a forward pass each, as a GRPO step would compute them; the timed
-      // step then measures the update alone (forward + backward + AdamW).
-      const old = await t.logprobs(seqs, { lora: true, microBatch: o.microBatch });
-      const ref = await t.logprobs(seqs, { lora: false, microBatch: o.microBatch });
-      for (let r = 0; r < o.repeats; r++) {
-        let s0 = performance.now();
-        await t.logprobs(seqs, { lora: true, microBatch: o.microBatch });
-        forwardMs.push(performance.now() - s0);
-        s0 = performance.now();
-        const res = await t.step(
-          seqs.map((s, i) => ({ ...s, advantage: i % 2 ? -1 : 1, oldLogprobs: old[i], refLogprobs: ref[i] })),
-          stepOptions,
-        );
-        stepMs.push(performance.now() - s0);
-        if (res.skipped) notes.push(`${gradMode}: step ${r} skipped: ${res.reason}`);
-        log(
-          `${gradMode}: forward ${(forwardMs.at(-1)! / 1000).toFixed(2)} s, step ${(stepMs.at(-1)! / 1000).toFixed(2)} s (${tokensPerPass} tokens)`,
-        );
-      }
-      cases.push({
-        gradMode,
-        loadMs,
-        tokensPerPass,
-        forwardMs,
-        forwardTokPerS: tokensPerPass / (median(forwardMs) / 1000),
-        stepMs,
-        stepTokPerS: tokensPerPass / (median(stepMs) / 1000),
-        memory: t.memory(),
-        // maxRSS is the process's peak so far (KiB): cumulative over the cases run before this one
-        peakRssBytes: process.resourceUsage().maxRSS * 1024,
-      });
-    } finally {
-      t.dispose();
-    }
+    arch = c.arch;
+    weightType = c.weightType;
+    notes.push(...c.notes);
+    cases.push(c.result);
   }
-  if (cases.length > 1)
-    notes.push(
-      "peakRssBytes is the process's peak so far, so each case after the first includes the earlier ones; the addon's own buffers are under memory",
-    );
   const tr = cases.find((c) => c.gradMode === "transpose");
   const op = cases.find((c) => c.gradMode === "outprod");
   const nat = nativeAvailability();
@@ -225,4 +174,143 @@ export function formatTrainTable(r: TrainBenchResult): string {
   ];
   const w = rows[0].map((_, i) => Math.max(...rows.map((row) => row[i].length)));
   return rows.map((row) => row.map((x, i) => x.padStart(w[i])).join("  ")).join("\n");
+}
+
+const CaseInputSchema = z.object({
+  modelPath: z.string(),
+  threads: z.number().int().positive(),
+  rank: z.number().int().positive(),
+  seqs: z.number().int().positive(),
+  promptTokens: z.number().int().positive(),
+  completionTokens: z.number().int().positive(),
+  microBatch: z.number().int().positive(),
+  repeats: z.number().int().positive(),
+  gradMode: z.enum(["transpose", "outprod"]),
+});
+type CaseInput = z.infer<typeof CaseInputSchema>;
+type CaseOutput = { result: TrainBenchCase; arch: string; weightType: string; notes: string[] };
+
+export const TRAIN_STEP_OPTIONS = (microBatch: number): StepOptions => ({
+  lr: 1e-4,
+  beta: 0.01,
+  clipEps: 0.2,
+  microBatch,
+  maxGradNorm: 1,
+  weightDecay: 0,
+});
+
+/**
+ * Each case runs in its own process so that its peak RSS is its own (maxRSS only grows) and one
+ * mode's buffers cannot linger into the other's measurement.
+ */
+function runCaseInChild(input: CaseInput): Promise<CaseOutput> {
+  return new Promise((resolve, reject) => {
+    const child = fork(fileURLToPath(import.meta.url), [CASE_FLAG, JSON.stringify(input)], {
+      stdio: ["ignore", "pipe", "inherit", "ipc"],
+      execArgv: [],
+    });
+    let out = "";
+    child.stdout?.on("data", (d: Buffer) => {
+      out += d.toString();
+    });
+    child.on("error", reject);
+    child.on("exit", (code) => {
+      if (code !== 0) return reject(new Error(`bench train: the ${input.gradMode} case exited with ${code}`));
+      try {
+        resolve(JSON.parse(out.trim().split("\n").at(-1) ?? "") as CaseOutput);
+      } catch (e) {
+        reject(e);
+      }
+    });
+  });
+}
+
+const CASE_FLAG = "--catrl-train-bench-case";
+
+async function runTrainCase(input: CaseInput, log: (line: string) => void): Promise<CaseOutput> {
+  const { gradMode } = input;
+  const notes: string[] = [];
+  const stepOptions = TRAIN_STEP_OPTIONS(input.microBatch);
+  log(`${gradMode}: loading ${path.basename(input.modelPath)} with ${input.threads} thread(s)...`);
+  const t0 = performance.now();
+  const t = await openTrainer({
+    modelPath: input.modelPath,
+    threads: input.threads,
+    seed: 1,
+    gradMode,
+    lora: { rank: input.rank, alpha: 2 * input.rank, targets: ["q", "k", "v", "o", "gate", "up", "down"] },
+  });
+  const loadMs = performance.now() - t0;
+  try {
+    // token ids spread over the vocabulary; the content does not matter for speed
+    const seqs: TokenSeq[] = Array.from({ length: input.seqs }, (_, s) => ({
+      prompt: Array.from(
+        { length: input.promptTokens },
+        (_, j) => (7919 * (s * 131 + j + 1)) % t.info.nVocab,
+      ),
+      completion: Array.from(
+        { length: input.completionTokens },
+        (_, j) => (104729 * (s * 17 + j + 3)) % t.info.nVocab,
+      ),
+    }));
+    const tokensPerPass = seqs.reduce((a, s) => a + s.prompt.length + s.completion.length - 1, 0);
+    // old/ref log-probs from a forward pass each, as a GRPO step computes them; the timed step then
+    // measures the update alone (forward + backward + AdamW). One untimed step first: graph
+    // allocation happens on first use.
+    const old = await t.logprobs(seqs, { lora: true, microBatch: input.microBatch });
+    const ref = await t.logprobs(seqs, { lora: false, microBatch: input.microBatch });
+    const stepSeqs = seqs.map((s, i) => ({
+      ...s,
+      advantage: i % 2 ? -1 : 1,
+      oldLogprobs: old[i],
+      refLogprobs: ref[i],
+    }));
+    await t.step(stepSeqs, stepOptions);
+    const forwardMs: number[] = [];
+    const stepMs: number[] = [];
+    for (let r = 0; r < input.repeats; r++) {
+      let s0 = performance.now();
+      await t.logprobs(seqs, { lora: true, microBatch: input.microBatch });
+      forwardMs.push(performance.now() - s0);
+      s0 = performance.now();
+      const res = await t.step(stepSeqs, stepOptions);
+      stepMs.push(performance.now() - s0);
+      if (res.skipped) notes.push(`${gradMode}: step ${r} skipped: ${res.reason}`);
+      log(
+        `${gradMode}: forward ${(forwardMs.at(-1)! / 1000).toFixed(2)} s, step ${(stepMs.at(-1)! / 1000).toFixed(2)} s (${tokensPerPass} tokens)`,
+      );
+    }
+    return {
+      arch: t.info.arch,
+      weightType: t.info.weightType,
+      notes,
+      result: {
+        gradMode,
+        loadMs,
+        tokensPerPass,
+        forwardMs,
+        forwardTokPerS: tokensPerPass / (median(forwardMs) / 1000),
+        stepMs,
+        stepTokPerS: tokensPerPass / (median(stepMs) / 1000),
+        memory: t.memory(),
+        peakRssBytes: process.resourceUsage().maxRSS * 1024,
+      },
+    };
+  } finally {
+    t.dispose();
+  }
+}
+
+if (process.argv[2] === CASE_FLAG) {
+  runTrainCase(CaseInputSchema.parse(JSON.parse(process.argv[3] ?? "")), (l) =>
+    process.stderr.write(`${l}\n`),
+  )
+    .then((r) => {
+      process.stdout.write(`${JSON.stringify(r)}\n`);
+      process.exit(0);
+    })
+    .catch((e: unknown) => {
+      process.stderr.write(`bench train case failed: ${e instanceof Error ? e.message : String(e)}\n`);
+      process.exit(1);
+    });
 }

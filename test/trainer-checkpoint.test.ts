@@ -108,3 +108,22 @@ describe.skipIf(!hasStories)(
     });
   },
 );
+
+describe.skipIf(!hasStories)(`CUDA backend selection${hasStories ? "" : ` — ${noStoriesReason}`}`, () => {
+  it("backend cuda either opens (a CUDA machine) or fails with a clear one-line reason", async () => {
+    const r = await openTrainer({ modelPath: STORIES, backend: "cuda", threads: 1, lora: LORA }).then(
+      (t) => {
+        // a machine with a CUDA GPU and CUDA 13 runtime: the trainer runs on the CUDA backend
+        expect(t.info.backend).toMatch(/CUDA/i);
+        t.dispose();
+        return null;
+      },
+      (e: unknown) => e,
+    );
+    if (r === null) return;
+    expect(r).toBeInstanceOf(UserError);
+    const msg = (r as Error).message;
+    expect(msg).not.toContain("\n");
+    expect(msg).toMatch(/CUDA backend unavailable/);
+  });
+});

@@ -118,7 +118,7 @@ function registerTrain(group: Command): void {
     .option("--prompt-tokens <n>", "prompt tokens per sequence", "32")
     .option("--completion-tokens <n>", "completion tokens per sequence", "32")
     .option("--micro-batch <n>", "sequences per micro-batch", "2")
-    .option("--repeats <n>", "timed repeats (medians reported)", "2")
+    .option("--repeats <n>", "timed repeats after one warm-up step (medians reported)", "3")
     .option("--grad-modes <list>", "gradient through frozen weights: transpose,outprod", "transpose,outprod")
     .option("--out <file>", "JSON results (default bench/results/train-<hostname>.json)")
     .action(async (raw: Record<string, unknown>) => {

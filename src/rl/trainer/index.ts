@@ -457,7 +457,9 @@ export async function openTrainer(options: TrainerOptions): Promise<Trainer> {
       targets: o.lora.targets,
     });
   } catch (e) {
-    throw new UserError(`${o.modelPath}: ${e instanceof Error ? e.message : String(e)}`, 1, { cause: e });
+    const msg = e instanceof Error ? e.message : String(e);
+    // backend failures are about the machine, not the model file
+    throw new UserError(/backend/i.test(msg.split(":")[0]) ? msg : `${o.modelPath}: ${msg}`, 1, { cause: e });
   }
   const info = NativeDescribeSchema.parse(native.describe());
   if (ckpt) {
