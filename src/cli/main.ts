@@ -20,6 +20,7 @@ const commandModules: Array<() => Promise<CommandModule>> = [
   () => import("./commands/infer.js"),
   () => import("./commands/eval.js"),
   () => import("./commands/train.js"),
+  () => import("./commands/demo.js"),
   () => import("./commands/report.js"),
   () => import("./commands/model.js"),
   () => import("./commands/bench.js"),

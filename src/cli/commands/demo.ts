@@ -1,0 +1,201 @@
+import { spawn } from "node:child_process";
+import { existsSync, readdirSync, readFileSync } from "node:fs";
+import { mkdir, writeFile } from "node:fs/promises";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import type { Command } from "commander";
+import { z } from "zod";
+import { MODEL_CACHE_DIR } from "../../engine/model-source.js";
+import { stories260KCandidates } from "../../modelgen/tokenizer.js";
+import { UserError } from "../../util/errors.js";
+import { formatSeconds } from "../../util/progress.js";
+import { defaultThreads } from "../../util/threads.js";
+import { packageRoot } from "../../util/version.js";
+import { parseOrExplain } from "../options.js";
+
+const DemoArgsSchema = z.object({
+  model: z.string().optional(),
+  out: z.string().optional(),
+  steps: z.coerce.number().int().min(1).optional(),
+  threads: z.coerce.number().int().min(1).optional(),
+});
+
+type Found = { path: string; how: string; noise: boolean };
+
+/**
+ * The main job on whatever can serve here: finds a model (--model, then node-llama-cpp's model cache,
+ * then the real tiny stories260K where it lies beside the checkout, then a generated tiny model), runs
+ * CaT at inference time on a few prompts, then a short CaT-RL run, and writes its HTML report. Each
+ * stage is the real `catrl` command, so what the demo prints is what a user's own runs print.
+ */
+export function register(program: Command): void {
+  program
+    .command("demo")
+    .description(
+      "run CaT end to end on a local model: rollouts, synthesis, rewards, a short CaT-RL run, report",
+    )
+    .option("--model <gguf>", "model to use (default: the first one found locally)")
+    .option("--out <dir>", "where runs go (default: runs/demo-<time>)")
+    .option("--steps <n>", "CaT-RL steps (default: 12 on tiny models, 3 on others)")
+    .option("--threads <n>", "CPU threads (default: the cores; 1 under CI)")
+    .action(async (raw: Record<string, unknown>) => {
+      const args = parseOrExplain(DemoArgsSchema, raw);
+      const threads = args.threads ?? defaultThreads();
+      const t0 = performance.now();
+      const found = await findModel(args.model);
+      say(`model: ${found.path} (${found.how})`);
+      if (found.noise)
+        say(
+          "note: this is a generated random-weight model: it writes noise; the pipeline runs, the text means nothing",
+        );
+
+      const chat = await hasChatTemplate(found.path);
+      const out = path.resolve(
+        args.out ?? path.join("runs", `demo-${new Date().toISOString().replace(/[:.]/g, "-")}`),
+      );
+      await mkdir(out, { recursive: true });
+      const data = path.join(out, "prompts.jsonl");
+      const task = chat ? "math" : path.join(packageRoot(), "examples", "first-word-task.mjs");
+      await writeFile(
+        data,
+        (chat ? ARITHMETIC : STORY_PROMPTS).map((r) => JSON.stringify(r)).join("\n") + "\n",
+      );
+      const tiny = !chat || found.noise;
+      const maxTokens = chat ? "256" : "12";
+      const common = ["--model", found.path, "--threads", String(threads), "--max-tokens", maxTokens];
+      say(
+        `task: ${chat ? "math (boxed answers)" : "first word of the completion (examples/first-word-task.mjs)"}; runs in ${out}`,
+      );
+
+      say("\n1/4 rollouts: G completions per prompt, all sequences in one batch");
+      await catrl([
+        "rollout",
+        ...common,
+        "--prompt",
+        chat ? ARITHMETIC[0].problem : STORY_PROMPTS[0].prompt,
+        "-G",
+        "8",
+      ]);
+
+      say(
+        "\n2/4 CaT at inference time: rollouts -> question-blind anchor synthesis -> rewards -> estimators",
+      );
+      const inferDir = path.join(out, "infer");
+      await catrl([
+        "infer",
+        ...common,
+        "--data",
+        data,
+        "--task",
+        task,
+        "-G",
+        "4",
+        "--out",
+        inferDir,
+        ...(tiny ? ["--anchor-preset", "greedy"] : []),
+      ]);
+      if (chat) await catrl(["eval", inferDir, "--gold", data]);
+      summarizeInfer(inferDir);
+
+      const steps = String(args.steps ?? (tiny ? 12 : 3));
+      say(`\n3/4 CaT-RL: ${steps} GRPO steps on a LoRA adapter, anchor frozen`);
+      const trainDir = path.join(out, "train");
+      await catrl([
+        "train",
+        ...common,
+        "--data",
+        data,
+        "--task",
+        task,
+        "--out",
+        trainDir,
+        "--steps",
+        steps,
+        "--prompts-per-step",
+        "4",
+        "-G",
+        tiny ? "8" : "4",
+        "--eval-every",
+        tiny ? "6" : "0",
+        ...(tiny
+          ? ["--lora-rank", "8", "--lr", "3e-3", "--anchor-preset", "greedy"]
+          : ["--lora-rank", "16", "--lr", "1e-4"]),
+      ]);
+
+      say("\n4/4 report");
+      await catrl(["report", trainDir]);
+      say(`\ndone in ${formatSeconds(performance.now() - t0)}: open ${path.join(trainDir, "report.html")}`);
+    });
+}
+
+function say(line: string): void {
+  process.stderr.write(`${line}\n`);
+}
+
+function catrl(args: string[]): Promise<void> {
+  const cli = fileURLToPath(new URL("../main.js", import.meta.url));
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [cli, ...args], { stdio: ["ignore", "inherit", "inherit"] });
+    child.on("close", (code) =>
+      code === 0
+        ? resolve()
+        : reject(new UserError(`demo stopped: \`catrl ${args[0]}\` exited with ${code}`)),
+    );
+  });
+}
+
+async function findModel(explicit: string | undefined): Promise<Found> {
+  if (explicit) return { path: explicit, how: "--model", noise: false };
+  if (existsSync(MODEL_CACHE_DIR)) {
+    const cached = readdirSync(MODEL_CACHE_DIR)
+      .filter((f) => f.endsWith(".gguf"))
+      .sort();
+    if (cached.length > 0)
+      return { path: path.join(MODEL_CACHE_DIR, cached[0]), how: "node-llama-cpp model cache", noise: false };
+  }
+  const stories = stories260KCandidates().find((p) => existsSync(p));
+  if (stories)
+    return { path: stories, how: "the real tiny stories260K found beside the checkout", noise: false };
+  const generated = path.join(packageRoot(), "models", "demo-tiny-f32.gguf");
+  if (!existsSync(generated)) {
+    say("no local model found: generating a tiny random-weight model (models/demo-tiny-f32.gguf)");
+    await catrl(["model", "make", "--preset", "tiny", "--type", "f32", "--seed", "1", "--out", generated]);
+  }
+  return { path: generated, how: "generated", noise: true };
+}
+
+async function hasChatTemplate(file: string): Promise<boolean> {
+  const { readGgufFileInfo } = await import("node-llama-cpp");
+  const info = await readGgufFileInfo(file, { logWarnings: false, readTensorInfo: false }).catch(() => null);
+  if (!info) throw new UserError(`${file}: not a readable GGUF`);
+  return Boolean(info.metadata?.tokenizer?.chat_template);
+}
+
+function summarizeInfer(dir: string): void {
+  const lines = readFileSync(path.join(dir, "results.jsonl"), "utf8").split("\n").filter(Boolean);
+  for (const l of lines) {
+    const r = JSON.parse(l);
+    const answers = r.rollouts.map((x: { answer: string | null }) => x.answer ?? "-").join(", ");
+    say(
+      `  ${r.id}: rollouts [${answers}] -> reference ${r.reference.answer ?? "(none)"}; rewards ${r.rewards.join(" ")}`,
+    );
+  }
+}
+
+const STORY_PROMPTS = [
+  { id: "s1", prompt: "Once upon a time, there was a little girl named Lily." },
+  { id: "s2", prompt: "Tom and his dog went to the park." },
+  { id: "s3", prompt: "The sun was shining and the birds were singing." },
+  { id: "s4", prompt: "One day, a little boy found a big red ball." },
+];
+
+const ARITHMETIC = [
+  [17, 25],
+  [48, 36],
+  [123, 89],
+  [64, 57],
+].map(([a, b], i) => ({
+  id: `a${i + 1}`,
+  problem: `What is ${a} + ${b}? Reason briefly, then give the final answer as \\boxed{...}.`,
+  answer: String(a + b),
+}));
