@@ -152,6 +152,16 @@ describe.skipIf(!hasStories)("LlamaEngine on stories260K (real llama.cpp)", () =
     expect(res.probs[1]).toBeLessThan(0.05);
   });
 
+  it("reuses one context across scoring and generation calls of the same width", async () => {
+    const prompts = Array.from({ length: 6 }, (_, i) => `Story ${i}: once upon a`);
+    await engine.nextTokenProbs(prompts.map((prompt) => ({ prompt, candidates: [" time"] })));
+    // Sequences disposed by the call above come back to the context asynchronously.
+    const [rs] = await engine.generate([
+      { prompt: "Once", n: 6, maxTokens: 4, sampling: SAMPLING_PRESETS.raw, seed: 1 },
+    ]);
+    expect(rs).toHaveLength(6);
+  });
+
   it("refuses a context the model cannot hold, naming the file", async () => {
     await expect(
       engine.generate([{ prompt: "Once", n: 1, maxTokens: 5000, sampling: SAMPLING_PRESETS.raw, seed: 1 }]),

@@ -319,7 +319,11 @@ export class LlamaEngine implements Engine {
   private async ensureContext(sequences: number, size: number): Promise<LlamaContext> {
     const c = this.contextShape;
     if (this.context && c.sequences >= sequences && c.size >= size && c.sequences <= sequences * 2) {
-      return this.context;
+      // Disposed sequences return their ids to the context asynchronously (under a lock): wait for them.
+      for (let i = 0; i < 500 && this.context.sequencesLeft < sequences; i++) {
+        await new Promise((r) => setTimeout(r, 1));
+      }
+      if (this.context.sequencesLeft >= sequences) return this.context;
     }
     await this.dropContext();
     try {

@@ -6,7 +6,7 @@ import { UserError } from "../../util/errors.js";
  * `catrl bench <what>`: performance measurements. Each subcommand is one entry of `subcommands`; the
  * benchmark code itself lives under bench/ and is imported only when its subcommand runs.
  */
-const subcommands: Array<(group: Command) => void> = [registerRollouts, registerTrain];
+const subcommands: Array<(group: Command) => void> = [registerRollouts, registerTrain, registerJudge];
 
 export function register(program: Command): void {
   const group = program.command("bench").description("performance benchmarks (results under bench/results/)");
@@ -139,5 +139,32 @@ function registerTrain(group: Command): void {
         );
       for (const n of r.notes) process.stdout.write(`note: ${n}\n`);
       process.stdout.write(`${r.outFile}\n`);
+    });
+}
+
+const JudgeCliSchema = z.object({
+  model: z.string({ error: "--model is required" }),
+  threads: z.coerce.number().int().positive().optional(),
+  pairs: z.coerce.number().int().positive(),
+  repeats: z.coerce.number().int().positive(),
+});
+
+function registerJudge(group: Command): void {
+  group
+    .command("judge")
+    .description("judge verdicts from next-token probabilities (one forward pass) vs free generation")
+    .option("--model <file>", "judge GGUF")
+    .option("--threads <n>", "CPU threads (default: the cores this process may use)")
+    .option("--pairs <n>", "(response, criterion) pairs", "64")
+    .option("--repeats <n>", "repeats of each mode, interleaved (best reported)", "3")
+    .action(async (raw: Record<string, unknown>) => {
+      const parsed = JudgeCliSchema.safeParse(raw);
+      if (!parsed.success) {
+        const i = parsed.error.issues[0];
+        throw new UserError(`bench judge --${String(i.path[0] ?? "")}: ${i.message}`);
+      }
+      const { benchJudge } = await import("../../../bench/judge.js");
+      const { defaultThreads } = await import("../../util/threads.js");
+      await benchJudge({ ...parsed.data, threads: parsed.data.threads ?? defaultThreads() });
     });
 }

@@ -1,0 +1,83 @@
+import { mkdir, writeFile } from "node:fs/promises";
+import os from "node:os";
+import path from "node:path";
+import { judgeItems, type RubricSettings } from "../src/cat/rubric-rewards.js";
+import { openLlamaEngine } from "../src/engine/llama-engine.js";
+import { hostInfo, versions } from "../src/run/provenance.js";
+import { sha256File } from "../src/util/hash.js";
+import { packageRoot } from "../src/util/version.js";
+
+/**
+ * Judge verdicts two ways on the same (response, criterion) pairs, side by side in one process:
+ * `logprob` reads P(yes) vs P(no) from one forward pass per pair (all pairs batched); `generate` lets
+ * the judge write a short answer and parses it. Prints pairs/s for each and their ratio.
+ */
+export type JudgeBenchOptions = { model: string; threads: number; pairs: number; repeats: number };
+
+export async function benchJudge(o: JudgeBenchOptions) {
+  const engine = await openLlamaEngine({ modelPath: o.model, threads: o.threads, gpu: "cpu" });
+  const criteria = [
+    "The response mentions a dog.",
+    "The response names a child.",
+    "The response says where the story happens.",
+    "The response ends happily.",
+  ];
+  const responses = Array.from(
+    { length: Math.max(1, Math.round(o.pairs / criteria.length)) },
+    (_, i) =>
+      `Once upon a time, a little girl named Lily ${i % 2 ? "saw a big dog in the park" : "played with her ball at home"}. She was very happy.`,
+  );
+  const items = [{ criteria, responses, responseTokens: responses.map(() => 0) }];
+  const n = criteria.length * responses.length;
+  const base: RubricSettings = {
+    rubricMaxTokens: 1,
+    retries: 0,
+    sampling: { temperature: 0, topK: 0, topP: 1, minP: 0 },
+    judgeMode: "logprob",
+    threshold: 0.5,
+  };
+  const rows: Record<string, { seconds: number[]; pairs_per_s: number; unparsed: number }> = {};
+  try {
+    for (let r = 0; r < o.repeats; r++) {
+      // Interleaved so that both modes see the same machine load.
+      for (const mode of ["logprob", "generate"] as const) {
+        const t0 = performance.now();
+        const out = await judgeItems(engine, items, { ...base, judgeMode: mode }, 1);
+        const s = (performance.now() - t0) / 1000;
+        const row = (rows[mode] ??= { seconds: [], pairs_per_s: 0, unparsed: 0 });
+        row.seconds.push(s);
+        row.unparsed = out[0].verdicts.flat().filter((v) => v.pYes == null).length;
+      }
+    }
+  } finally {
+    await engine.dispose();
+  }
+  for (const row of Object.values(rows)) {
+    const best = Math.min(...row.seconds);
+    row.pairs_per_s = n / best;
+  }
+  const result = {
+    bench: "judge",
+    model: { path: o.model, sha256: await sha256File(o.model) },
+    threads: o.threads,
+    pairs: n,
+    modes: rows,
+    ratio_logprob_over_generate: rows.logprob.pairs_per_s / rows.generate.pairs_per_s,
+    host: hostInfo(),
+    versions: versions(),
+    date: new Date().toISOString(),
+  };
+  const dir = path.join(packageRoot(), "bench", "results");
+  await mkdir(dir, { recursive: true });
+  const file = path.join(dir, `judge-${os.hostname()}.json`);
+  await writeFile(file, `${JSON.stringify(result, null, 2)}\n`);
+  process.stdout.write(
+    `judge verdicts on ${n} (response, criterion) pairs, ${o.threads} thread(s), best of ${o.repeats}\n` +
+      `mode       pairs/s   unparsed\n` +
+      Object.entries(rows)
+        .map(([m, r]) => `${m.padEnd(10)} ${r.pairs_per_s.toFixed(1).padStart(7)}   ${r.unparsed}`)
+        .join("\n") +
+      `\nlogprob / generate: ${result.ratio_logprob_over_generate.toFixed(2)}x\nwritten to ${file}\n`,
+  );
+  return result;
+}
