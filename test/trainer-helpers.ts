@@ -3,6 +3,7 @@ import os from "node:os";
 import path from "node:path";
 import { getLlama, type Llama, LlamaLogLevel, type LlamaModel, type Token } from "node-llama-cpp";
 import { writeRandomModel } from "../src/modelgen/index.js";
+import { convertModel } from "../src/rl/trainer/index.js";
 import { STORIES } from "./helpers/shared.js";
 
 export { hasStories, noStoriesReason, STORIES } from "./helpers/shared.js";
@@ -68,32 +69,50 @@ export async function llamaLogprobs(
   }
 }
 
-/** A small random-weight model written once per test file (tokenizer from stories260K: 512 tokens). */
+/**
+ * A small random-weight model (tokenizer from stories260K: 512 tokens). `noise` perturbs the norm
+ * weights and biases (the generator writes ones and zeros, which would hide bugs there); `convertTo`
+ * re-encodes the matrices in another ggml type (e.g. "q4_K", which the generator does not write; it
+ * needs rows that are multiples of 256, hence `wide`).
+ */
 export async function generatedModel(
   dir: string,
-  opts: { arch: "llama" | "qwen2" | "qwen3"; type: "f32" | "f16" | "q8_0"; seed: number; tied?: boolean },
+  opts: {
+    arch: "llama" | "qwen2" | "qwen3";
+    type: "f32" | "f16" | "q8_0";
+    seed: number;
+    tied?: boolean;
+    noise?: number;
+    convertTo?: string;
+    wide?: boolean;
+  },
 ): Promise<string> {
-  const out = path.join(dir, `gen-${opts.arch}-${opts.type}-${opts.seed}.gguf`);
-  if (existsSync(out)) return out;
-  await writeRandomModel({
-    shape: {
-      arch: opts.arch,
-      n_embd: 64,
-      n_layer: 2,
-      n_head: 4,
-      n_head_kv: 2,
-      head_dim: 16,
-      n_ff: 96,
-      rope_freq_base: 10000,
-      rms_eps: 1e-6,
-      context_length: 256,
-      tied_embeddings: opts.tied ?? false,
-    },
-    type: opts.type,
-    seed: opts.seed,
-    tokenizerFrom: STORIES,
-    out,
-  });
+  const stem = `gen-${opts.arch}-${opts.type}-${opts.seed}${opts.tied ? "-tied" : ""}${opts.wide ? "-wide" : ""}`;
+  const raw = path.join(dir, `${stem}.gguf`);
+  if (!existsSync(raw))
+    await writeRandomModel({
+      shape: {
+        arch: opts.arch,
+        n_embd: opts.wide ? 256 : 64,
+        n_layer: 2,
+        n_head: 4,
+        n_head_kv: 2,
+        head_dim: opts.wide ? 64 : 16,
+        n_ff: opts.wide ? 512 : 96,
+        rope_freq_base: 10000,
+        rms_eps: 1e-6,
+        context_length: 256,
+        tied_embeddings: opts.tied ?? false,
+      },
+      type: opts.type,
+      seed: opts.seed,
+      tokenizerFrom: STORIES,
+      out: raw,
+    });
+  if (!opts.noise && !opts.convertTo) return raw;
+  const out = path.join(dir, `${stem}-${opts.convertTo ?? "same"}-n${opts.noise ?? 0}.gguf`);
+  if (!existsSync(out))
+    convertModel({ input: raw, output: out, type: opts.convertTo, noise: opts.noise ?? 0, seed: opts.seed });
   return out;
 }
 

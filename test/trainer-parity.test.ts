@@ -43,12 +43,14 @@ async function parity(modelPath: string, rank: number, bScale: number, seed: num
       lora: { rank, alpha: 2 * rank, targets: [...ALL] },
     });
     try {
-      const base = await t.logprobs(seqs, { lora: false });
+      // microBatch 1: each sequence evaluated alone, the batch shapes llama.cpp sees here
+      const base = await t.logprobs(seqs, { lora: false, microBatch: 1 });
+      const packed = await t.logprobs(seqs, { lora: false });
       const baseRef = await llamaLogprobs(model, seqs);
       const baseDefault = await llamaLogprobs(model, seqs, undefined, false);
       // non-zero B so the adapter changes the output (test hook)
       t.setState({ b: t.info.lora.map((x, i) => noise(x.nOut * rank, seed * 1000 + i + 1, bScale)) });
-      const withLora = await t.logprobs(seqs, { lora: true });
+      const withLora = await t.logprobs(seqs, { lora: true, microBatch: 1 });
       const file = path.join(tmpDir("parity"), "adapter.gguf");
       await t.exportAdapter(file);
       const loraRef = await llamaLogprobs(model, seqs, file);
@@ -60,6 +62,7 @@ async function parity(modelPath: string, rank: number, bScale: number, seed: num
         loraDefault: maxAbsDiff(withLora, loraDefault),
         // how far the adapter moved the log-probs (the check must not be trivially small)
         shift: maxAbsDiff(withLora, base),
+        packedVsAlone: maxAbsDiff(packed, base),
         tokens: seqs.reduce((a, s) => a + s.completion.length, 0),
       };
     } finally {
@@ -71,11 +74,17 @@ async function parity(modelPath: string, rank: number, bScale: number, seed: num
 }
 
 // Tolerances. Against llama.cpp with an F32 KV cache and explicit attention (the same arithmetic as
-// the trainer's graph) the two agree to float rounding: measured 3e-6 (stories260K, F32) and 1e-6
-// (generated Q8_0: ggml's mul_mat quantizes activations to Q8_0 identically in both), so 1e-4 nats.
-// With node-llama-cpp's defaults (F16 KV cache: K and V rounded to 11-bit mantissas, and flash
-// attention) the difference is a few 1e-3 nats (measured 2e-3 to 6e-3), so 2e-2 there. The adapter
-// shifts log-probs by far more than either tolerance, so the LoRA-on checks are not vacuous.
+// the trainer's graph) the two agree to float rounding: measured at most 4e-6 on stories260K (F32)
+// and 4e-5 on the generated F16, Q8_0 and Q4_K models (ggml's mul_mat quantizes activations
+// identically in both), so 1e-4 nats. With node-llama-cpp's defaults (F16 KV cache: K and V rounded
+// to 11-bit mantissas, and flash attention) the difference is 2e-4 to 1.3e-2 nats (the most on Q4_K),
+// so 3e-2 there. The adapter shifts log-probs by 0.5-1.6 nats, far more than either tolerance, so
+// the LoRA-on checks are not vacuous.
+// Packing several sequences into one micro-batch is the same function, but with quantized weights the
+// activations are rounded to 8 bits per block, and a 1-ulp difference elsewhere in a larger batch
+// (e.g. another matmul kernel for the attention) can flip one rounding, which then propagates to the
+// later tokens of that sequence: measured 7e-3 nats on the Q4_K model, at most 3e-5 on the others; 2e-2
+// (1e-4 for stories260K, F32).
 describe("log-prob parity with node-llama-cpp", () => {
   it.skipIf(!hasStories)(
     `stories260K (F32), LoRA off and on${hasStories ? "" : ` — ${noStoriesReason}`}`,
@@ -85,22 +94,32 @@ describe("log-prob parity with node-llama-cpp", () => {
       expect(r.shift).toBeGreaterThan(0.05);
       expect(r.base).toBeLessThan(1e-4);
       expect(r.lora).toBeLessThan(1e-4);
-      expect(r.baseDefault).toBeLessThan(2e-2);
-      expect(r.loraDefault).toBeLessThan(2e-2);
+      expect(r.baseDefault).toBeLessThan(3e-2);
+      expect(r.loraDefault).toBeLessThan(3e-2);
+      expect(r.packedVsAlone).toBeLessThan(1e-4);
     },
   );
 
-  it.skipIf(!hasStories)(
-    `generated qwen3 Q8_0, LoRA off and on${hasStories ? "" : ` — ${noStoriesReason}`}`,
-    async () => {
-      const file = await generatedModel(tmpDir("gen"), { arch: "qwen3", type: "q8_0", seed: 7 });
-      const r = await parity(file, 4, 0.5, 2);
-      console.log("qwen3 q8_0 parity", r);
-      expect(r.shift).toBeGreaterThan(0.05);
-      expect(r.base).toBeLessThan(1e-4);
-      expect(r.lora).toBeLessThan(1e-4);
-      expect(r.baseDefault).toBeLessThan(2e-2);
-      expect(r.loraDefault).toBeLessThan(2e-2);
-    },
-  );
+  // generated models cover the three architectures, the other weight types, tied embeddings,
+  // qwen3's q/k norms and qwen2's biases (norm weights and biases perturbed so they matter)
+  const generated = [
+    { name: "qwen3 Q8_0, q/k norms", arch: "qwen3", type: "q8_0", seed: 7 },
+    { name: "qwen2 F16, biases, tied embeddings", arch: "qwen2", type: "f16", seed: 8, tied: true },
+    { name: "llama Q4_K", arch: "llama", type: "f32", seed: 9, convertTo: "q4_K", wide: true },
+  ] as const;
+  for (const g of generated)
+    it.skipIf(!hasStories)(
+      `generated ${g.name}, LoRA off and on${hasStories ? "" : ` — ${noStoriesReason}`}`,
+      async () => {
+        const file = await generatedModel(tmpDir("gen"), { ...g, noise: 0.5 });
+        const r = await parity(file, 4, 0.5, g.seed);
+        console.log(`${g.name} parity`, r);
+        expect(r.shift).toBeGreaterThan(0.05);
+        expect(r.base).toBeLessThan(1e-4);
+        expect(r.lora).toBeLessThan(1e-4);
+        expect(r.baseDefault).toBeLessThan(3e-2);
+        expect(r.loraDefault).toBeLessThan(3e-2);
+        expect(r.packedVsAlone).toBeLessThan(2e-2);
+      },
+    );
 });

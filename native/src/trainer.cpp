@@ -1037,8 +1037,75 @@ Napi::Value GgmlInfo(const Napi::CallbackInfo& info) {
   return o;
 }
 
+// Test and benchmark utility: rewrites a GGUF with its 2-D weights converted to `type` (when the row
+// length allows it; e.g. Q4_K, which the model generator does not write) and, with noise > 0, every
+// 1-D F32 tensor (norm weights, biases) perturbed deterministically so those code paths are not
+// trivially ones / zeros in random-weight test models.
+Napi::Value ConvertModel(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  std::string in = info[0].As<Napi::String>().Utf8Value();
+  std::string out = info[1].As<Napi::String>().Utf8Value();
+  std::string typeName = info[2].IsString() ? info[2].As<Napi::String>().Utf8Value() : "";
+  float noise = info[3].As<Napi::Number>().FloatValue();
+  uint32_t seed = info[4].As<Napi::Number>().Uint32Value();
+  ggml_type to = GGML_TYPE_COUNT;
+  for (int t = 0; t < GGML_TYPE_COUNT && !typeName.empty(); t++) {
+    const char* n = ggml_type_name((ggml_type)t);
+    if (n && typeName == n) to = (ggml_type)t;
+  }
+  if (!typeName.empty() && (to == GGML_TYPE_COUNT || !ggml_get_type_traits(to)->from_float_ref))
+    throw Napi::Error::New(env, "convertModel: unknown or unwritable type " + typeName);
+  ggml_context* src = nullptr;
+  gguf_init_params gp = {false, &src};
+  gguf_context* g = gguf_init_from_file(in.c_str(), gp);
+  if (!g) throw Napi::Error::New(env, "convertModel: cannot read " + in);
+  gguf_context* o = gguf_init_empty();
+  gguf_set_kv(o, g);
+  size_t bytes = 0;
+  for (int64_t i = 0; i < gguf_get_n_tensors(g); i++) {
+    ggml_tensor* t = ggml_get_tensor(src, gguf_get_tensor_name(g, i));
+    bytes += ggml_nelements(t) * sizeof(float) + ggml_nbytes(t) + 256;
+  }
+  ggml_init_params ip = {ggml_tensor_overhead() * (gguf_get_n_tensors(g) + 1) + bytes, nullptr, false};
+  ggml_context* dst = ggml_init(ip);
+  uint32_t x = seed * 2654435761u + 1u;
+  auto rnd = [&]() {  // xorshift32 in [-1, 1)
+    x ^= x << 13, x ^= x >> 17, x ^= x << 5;
+    return (float)((double)x / 4294967296.0 * 2.0 - 1.0);
+  };
+  for (int64_t i = 0; i < gguf_get_n_tensors(g); i++) {
+    ggml_tensor* t = ggml_get_tensor(src, gguf_get_tensor_name(g, i));
+    const int64_t n = ggml_nelements(t);
+    std::string name = ggml_get_name(t);
+    bool isMatrix = ggml_n_dims(t) == 2 && name.size() > 7 && name.compare(name.size() - 7, 7, ".weight") == 0;
+    ggml_tensor* d;
+    if (to != GGML_TYPE_COUNT && isMatrix && t->ne[0] % ggml_blck_size(to) == 0) {
+      std::vector<float> f(n);
+      if (t->type == GGML_TYPE_F32) std::memcpy(f.data(), t->data, n * sizeof(float));
+      else ggml_get_type_traits(t->type)->to_float(t->data, f.data(), n);
+      d = ggml_new_tensor(dst, to, GGML_MAX_DIMS, t->ne);
+      ggml_quantize_chunk(to, f.data(), d->data, 0, t->ne[1], t->ne[0], nullptr);
+    } else {
+      d = ggml_dup_tensor(dst, t);
+      std::memcpy(d->data, t->data, ggml_nbytes(t));
+      if (noise > 0 && t->type == GGML_TYPE_F32 && ggml_n_dims(t) == 1)
+        for (int64_t j = 0; j < n; j++) ((float*)d->data)[j] += noise * rnd();
+    }
+    ggml_set_name(d, name.c_str());
+    gguf_add_tensor(o, d);
+  }
+  bool ok = gguf_write_to_file(o, out.c_str(), false);
+  gguf_free(o);
+  gguf_free(g);
+  ggml_free(dst);
+  ggml_free(src);
+  if (!ok) throw Napi::Error::New(env, "convertModel: cannot write " + out);
+  return env.Undefined();
+}
+
 Napi::Object InitModule(Napi::Env env, Napi::Object exports) {
   exports.Set("ggmlInfo", Napi::Function::New(env, GgmlInfo));
+  exports.Set("convertModel", Napi::Function::New(env, ConvertModel));
   exports.Set("Trainer", Trainer::Init(env));
   return exports;
 }

@@ -485,3 +485,20 @@ export async function openTrainer(options: TrainerOptions): Promise<Trainer> {
 }
 
 export type { NativeState as TrainerState } from "./native.js";
+
+/**
+ * Test/benchmark utility: copies a GGUF with its 2-D weights converted to `type` (a ggml type name
+ * such as "q4_K", where the row length allows) and, with noise > 0, its 1-D F32 tensors (norms,
+ * biases) perturbed by uniform noise of that amplitude (seeded).
+ */
+export function convertModel(o: {
+  input: string;
+  output: string;
+  type?: string;
+  noise?: number;
+  seed?: number;
+}): void {
+  const avail = nativeAvailability();
+  if (!avail.ok) throw new UserError(`training unavailable: ${avail.reason}`);
+  nativeModule().convertModel(o.input, o.output, o.type ?? null, o.noise ?? 0, o.seed ?? 1);
+}

@@ -107,6 +107,7 @@ export interface NativeTrainer {
 
 interface NativeModule {
   ggmlInfo(): unknown;
+  convertModel(input: string, output: string, type: string | null, noise: number, seed: number): void;
   Trainer: new (o: NativeTrainerOptions) => NativeTrainer;
 }
 
