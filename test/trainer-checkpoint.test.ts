@@ -127,3 +127,31 @@ describe.skipIf(!hasStories)(`CUDA backend selection${hasStories ? "" : ` — ${
     expect(msg).toMatch(/CUDA backend unavailable/);
   });
 });
+
+describe.skipIf(!hasStories)(`background compute${hasStories ? "" : ` — ${noStoriesReason}`}`, () => {
+  it("a step runs off the event loop (timers keep firing while it computes)", async () => {
+    const t = await openTrainer({ modelPath: STORIES, threads: 1, seed: 4, lora: LORA });
+    try {
+      // a batch big enough that the update takes tens of milliseconds on stories260K
+      const big = Array.from({ length: 8 }, (_, i) => ({
+        prompt: [1, 20 + i],
+        completion: Array.from({ length: 60 }, (_, j) => (13 * i + 7 * j + 3) % 500),
+        advantage: i % 2 ? 1 : -1,
+      }));
+      let ticks = 0;
+      const iv = setInterval(() => {
+        ticks++;
+      }, 1);
+      const t0 = performance.now();
+      const res = await t.step(big, { ...OPTS, microBatch: 8 });
+      const ms = performance.now() - t0;
+      clearInterval(iv);
+      expect(res.skipped).toBe(false);
+      expect(ms).toBeGreaterThan(20);
+      // with the compute on the event loop no timer could fire before the step resolved
+      expect(ticks).toBeGreaterThan(ms / 20);
+    } finally {
+      t.dispose();
+    }
+  });
+});

@@ -68,6 +68,17 @@ describe.skipIf(!hasStories)(
         console.log("grad modes: max |diff|", maxDiff, "max |g|", maxAbs);
         expect(maxDiff / maxAbs).toBeLessThan(1e-4);
 
+        // gradient accumulation: one sequence per micro-batch gives the same loss and gradient as two
+        const g1 = await t.lossAndGradient(seqs, { ...OPTS, microBatch: 1 });
+        expect(g1.loss).toBeCloseTo(g.loss, 6);
+        let accDiff = 0;
+        for (const k of ["a", "b"] as const)
+          g.grads[k].forEach((arr, i) => {
+            for (let j = 0; j < arr.length; j++)
+              accDiff = Math.max(accDiff, Math.abs(arr[j] - g1.grads[k][i][j]));
+          });
+        expect(accDiff / maxAbs).toBeLessThan(1e-5);
+
         // central differences on the 12 largest-gradient coordinates of A and of B, across all layers
         const state = t.getState();
         const h = 1e-3;
