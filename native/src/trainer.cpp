@@ -21,6 +21,8 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <mutex>
+#include <thread>
 #include <stdexcept>
 #include <string>
 #include <unordered_map>
@@ -463,7 +465,25 @@ class Trainer : public Napi::ObjectWrap<Trainer> {
     tbuf_ = ggml_backend_alloc_ctx_tensors(tctx_, backend_);
     if (!tbuf_) fail("out of memory allocating transposed weights");
     ggml_backend_buffer_set_usage(tbuf_, GGML_BACKEND_BUFFER_USAGE_WEIGHTS);
-    for (auto& [w, t] : pairs) transposeInto(w, t);
+    // independent per tensor: spread over the configured threads (this is most of the load time)
+    std::atomic<size_t> next{0};
+    std::string error;
+    std::mutex errMu;
+    auto work = [&]() {
+      for (size_t i; (i = next.fetch_add(1)) < pairs.size();) {
+        try {
+          transposeInto(pairs[i].first, pairs[i].second);
+        } catch (const std::exception& e) {
+          std::lock_guard<std::mutex> lock(errMu);
+          error = e.what();
+        }
+      }
+    };
+    std::vector<std::thread> pool;
+    for (int i = 1; i < std::max(1, threads_); i++) pool.emplace_back(work);
+    work();
+    for (auto& th : pool) th.join();
+    if (!error.empty()) fail(error);
   }
 
   void transposeInto(ggml_tensor* w, ggml_tensor* t) {
@@ -842,6 +862,7 @@ class Trainer : public Napi::ObjectWrap<Trainer> {
   }
 
   Napi::Value ZeroGrad(const Napi::CallbackInfo& info) {
+    if (busy_.load()) throw Napi::Error::New(info.Env(), "trainer is busy (one operation at a time)");
     for (auto& lp : lora_) {
       std::fill(lp.gA.begin(), lp.gA.end(), 0.f);
       std::fill(lp.gB.begin(), lp.gB.end(), 0.f);
@@ -852,6 +873,7 @@ class Trainer : public Napi::ObjectWrap<Trainer> {
   // The accumulated gradients {a, b} (diagnostics and gradient checks).
   Napi::Value GetGrads(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
+    if (busy_.load()) throw Napi::Error::New(env, "trainer is busy (one operation at a time)");
     auto o = Napi::Object::New(env);
     auto a = Napi::Array::New(env, lora_.size()), b = Napi::Array::New(env, lora_.size());
     for (size_t i = 0; i < lora_.size(); i++) {
@@ -933,6 +955,7 @@ class Trainer : public Napi::ObjectWrap<Trainer> {
   // State as {a, b, mA, mB, vA, vB}: arrays of Float32Array, one per LoRA pair in describe() order.
   Napi::Value GetState(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
+    if (busy_.load()) throw Napi::Error::New(env, "trainer is busy (one operation at a time)");
     auto o = Napi::Object::New(env);
     const char* keys[6] = {"a", "b", "mA", "mB", "vA", "vB"};
     for (int k = 0; k < 6; k++) {
@@ -974,6 +997,7 @@ class Trainer : public Napi::ObjectWrap<Trainer> {
   Napi::Value ExportAdapter(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     std::string path = info[0].As<Napi::String>().Utf8Value();
+    if (busy_.load()) throw Napi::Error::New(env, "trainer is busy (one operation at a time)");
     size_t bytes = 0;
     for (auto& lp : lora_) bytes += (lp.hostA.size() + lp.hostB.size()) * sizeof(float) + 2 * 64;
     ggml_init_params ip = {ggml_tensor_overhead() * (2 * lora_.size() + 1) + bytes, nullptr, false};

@@ -391,12 +391,18 @@ export class Trainer {
     });
   }
 
-  /** LoRA parameters and AdamW moments (copies), in `info.lora` order. */
+  /**
+   * LoRA parameters and AdamW moments (copies), in `info.lora` order. Synchronous: call it between
+   * operations (the addon refuses while a step is computing).
+   */
   getState(): NativeState {
     return NativeStateSchema.parse(this.native.getState());
   }
 
-  /** Test hook / warm start: replaces any of A, B and the moments (sizes must match `info.lora`). */
+  /**
+   * Test hook / warm start: replaces any of A, B and the moments (sizes must match `info.lora`).
+   * Synchronous, like getState.
+   */
   setState(s: Partial<NativeState>): void {
     this.native.setState(s);
   }
