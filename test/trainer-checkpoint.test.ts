@@ -3,7 +3,7 @@ import path from "node:path";
 import { describe, expect, it } from "vitest";
 import { openTrainer, type StepOptions, type TrainerState } from "../src/rl/trainer/index.js";
 import { UserError } from "../src/util/errors.js";
-import { hasStories, noStoriesReason, STORIES, tmpDir } from "./trainer-helpers.js";
+import { generatedModel, hasStories, noStoriesReason, STORIES, tmpDir } from "./trainer-helpers.js";
 
 const LORA = { rank: 4, alpha: 8, targets: ["q", "v", "down"] as ("q" | "v" | "down")[] };
 const OPTS: StepOptions = {
@@ -64,6 +64,10 @@ describe.skipIf(!hasStories)(
       await expect(
         openTrainer({ modelPath: STORIES, threads: 1, seed: 9, lora: { ...LORA, rank: 8 }, resumeFrom: dir }),
       ).rejects.toThrow(/checkpoint LoRA \(rank 4/);
+      const other = await generatedModel(tmpDir("ckpt-other"), { arch: "llama", type: "f32", seed: 3 });
+      await expect(
+        openTrainer({ modelPath: other, threads: 1, lora: LORA, resumeFrom: dir }),
+      ).rejects.toThrow(/checkpoint was made for a different model/);
     });
 
     it("a step with a non-finite loss is skipped, reported, and changes nothing", async () => {

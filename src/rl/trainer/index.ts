@@ -470,9 +470,15 @@ export async function openTrainer(options: TrainerOptions): Promise<Trainer> {
   const info = NativeDescribeSchema.parse(native.describe());
   if (ckpt) {
     const names = info.lora.map((t) => t.base).join();
-    if (ckpt.meta.tensors.map((t) => t.base).join() !== names || ckpt.meta.model.arch !== info.arch) {
+    if (
+      ckpt.meta.tensors.map((t) => t.base).join() !== names ||
+      ckpt.meta.model.arch !== info.arch ||
+      ckpt.meta.model.bytes !== statSync(o.modelPath).size
+    ) {
       native.dispose();
-      throw new UserError(`${o.resumeFrom}: checkpoint was made for a different model`);
+      throw new UserError(
+        `${o.resumeFrom}: checkpoint was made for a different model (${ckpt.meta.model.path}, ${ckpt.meta.model.bytes} bytes)`,
+      );
     }
     native.setState(ckpt.state);
     return new Trainer(
