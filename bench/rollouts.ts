@@ -10,6 +10,7 @@ import { defaultThreads } from "../src/util/threads.js";
 import { packageRoot } from "../src/util/version.js";
 import { BatchedBenchVariant, ensureBatchedBench } from "./rollouts/batched-bench.js";
 import { EngineVariant } from "./rollouts/engine-variant.js";
+import { LockstepVariant } from "./rollouts/lockstep-variant.js";
 import { machineInfo, modelInfo, versions } from "./rollouts/machine.js";
 import { NaiveVariant } from "./rollouts/naive-variant.js";
 import { benchPrompts } from "./rollouts/prompts.js";
@@ -32,7 +33,7 @@ export const RolloutBenchOptionsSchema = z.object({
   prompts: z.array(z.number().int().positive()).min(1).default([1, 4]),
   repeats: z.number().int().positive().default(2),
   variants: z
-    .array(z.enum(["engine", "naive", "llama.cpp"]))
+    .array(z.enum(["engine", "naive", "llama.cpp", "lockstep"]))
     .min(1)
     .default([...VARIANTS]),
   /** The naive loop is sequential, so its rate is measured on at most this many rollouts per case. */
@@ -101,6 +102,11 @@ export async function runRolloutBench(
         }),
       );
     }
+    if (o.variants.includes("lockstep")) {
+      if (!engine)
+        throw new UserError("bench rollouts: the lockstep prototype runs beside the engine (add engine)");
+      variants.push(new LockstepVariant(engine.engine.model, o.threads));
+    }
     if (o.variants.includes("llama.cpp")) {
       const bin = await ensureBatchedBench({ build: o.buildLlamaCpp });
       if (bin) {
@@ -142,7 +148,11 @@ export async function runRolloutBench(
         // Rotate the order so no variant always runs first (or right after llama.cpp's process exits).
         const k = (r + ci) % variants.length;
         for (const v of [...variants.slice(k), ...variants.slice(0, k)]) {
-          const m = await v.run({ ...c, seed: c.seed + 1000 * r }, r);
+          const run = { ...c, seed: c.seed + 1000 * r };
+          const t = performance.now();
+          await v.prepare?.(run);
+          const setupSeconds = (performance.now() - t) / 1000;
+          const m = { ...(await v.run(run, r)), ...(v.prepare ? { setupSeconds } : {}) };
           measurements.push(m);
           log(
             `repeat ${r + 1}/${o.repeats} prompts ${m.prompts} G ${m.G} ${m.variant.padEnd(9)} ` +
@@ -154,6 +164,9 @@ export async function runRolloutBench(
 
     const summary = summarize(measurements);
     const atG16 = summary.filter((s) => s.G === 16 && s.prompts === 1)[0] ?? null;
+    notes.push(
+      "contexts are created before each timed run (untimed, setupSeconds): training repeats one batch shape, and llama-batched-bench does not time its set-up either",
+    );
     if (measurements.some((m) => m.variant !== "llama.cpp" && m.tokens < m.rollouts * o.maxTokens)) {
       notes.push(
         "some engine/naive rollouts ended early at end-of-generation; rates use the tokens actually generated",

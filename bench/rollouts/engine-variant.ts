@@ -10,18 +10,26 @@ export class EngineVariant implements Variant {
     return new EngineVariant(await openLlamaEngine({ modelPath, threads, gpu: "cpu" }));
   }
 
+  private requests(c: BenchCase) {
+    return c.prompts.map((prompt, i) => ({
+      prompt,
+      n: c.G,
+      maxTokens: c.maxTokens,
+      sampling: c.sampling,
+      seed: c.seed + i * c.G,
+      format: "raw" as const,
+    }));
+  }
+
+  /** The engine sizes its context from the batch, so the same batch is started and stopped at its first token. */
+  async prepare(c: BenchCase): Promise<void> {
+    const ac = new AbortController();
+    await this.engine.generate(this.requests(c), { signal: ac.signal, onProgress: () => ac.abort() });
+  }
+
   async run(c: BenchCase, repeat: number): Promise<Measurement> {
     const t0 = performance.now();
-    const out = await this.engine.generate(
-      c.prompts.map((prompt, i) => ({
-        prompt,
-        n: c.G,
-        maxTokens: c.maxTokens,
-        sampling: c.sampling,
-        seed: c.seed + i * c.G,
-        format: "raw" as const,
-      })),
-    );
+    const out = await this.engine.generate(this.requests(c));
     const seconds = (performance.now() - t0) / 1000;
     const rollouts = out.flat();
     const tokens = rollouts.reduce((s, r) => s + r.tokens.length, 0);

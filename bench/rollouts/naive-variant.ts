@@ -39,6 +39,14 @@ export class NaiveVariant implements Variant {
     return this.context;
   }
 
+  private sizeFor(c: BenchCase): number {
+    return c.promptTokens * 2 + c.maxTokens + 16;
+  }
+
+  async prepare(c: BenchCase): Promise<void> {
+    await this.ensureContext(this.sizeFor(c));
+  }
+
   async run(c: BenchCase, repeat: number): Promise<Measurement> {
     const jobs: { prompt: string; seed: number }[] = [];
     c.prompts.forEach((prompt, i) => {
@@ -51,13 +59,14 @@ export class NaiveVariant implements Variant {
       (_, k) => jobs[Math.floor(k * step)],
     );
 
-    const context = await this.ensureContext(c.promptTokens * 2 + c.maxTokens + 16);
+    const context = await this.ensureContext(this.sizeFor(c));
     const sequence = context.getSequence();
     const completion = new LlamaCompletion({ contextSequence: sequence });
     let tokens = 0;
     const t0 = performance.now();
     try {
       for (const job of timed) {
+        let got = 0;
         await completion.generateCompletion(job.prompt, {
           maxTokens: c.maxTokens,
           temperature: c.sampling.temperature,
@@ -67,9 +76,11 @@ export class NaiveVariant implements Variant {
           seed: job.seed,
           repeatPenalty: false,
           onToken: (t) => {
-            tokens += t.length;
+            got += t.length;
           },
         });
+        // onToken occasionally reports one token past maxTokens; count what the budget allows.
+        tokens += Math.min(got, c.maxTokens);
       }
     } finally {
       completion.dispose();

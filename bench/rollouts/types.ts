@@ -1,6 +1,7 @@
 import type { Sampling } from "../../src/engine/types.js";
 
-export type VariantName = "engine" | "naive" | "llama.cpp";
+/** `lockstep` is a prototype driver (bench/rollouts/lockstep-variant.ts), run only when asked for. */
+export type VariantName = "engine" | "naive" | "llama.cpp" | "lockstep";
 export const VARIANTS: readonly VariantName[] = ["engine", "naive", "llama.cpp"];
 
 /** One batch of rollouts: `prompts` prompts times `G` rollouts each, every rollout up to `maxTokens`. */
@@ -29,10 +30,17 @@ export type Measurement = {
   tokensPerSec: number;
   /** Generation-only rate where the variant can tell it apart from prompt evaluation. */
   decodeTokensPerSec?: number;
+  /** Untimed set-up before the run (context creation for this case's shape), seconds. */
+  setupSeconds?: number;
 };
 
 export interface Variant {
   readonly name: VariantName;
+  /**
+   * Creates what a run of this case's shape needs (contexts), untimed: training repeats one shape step
+   * after step, so the steady state is what counts. llama-batched-bench does not time its set-up either.
+   */
+  prepare?(c: BenchCase): Promise<void>;
   run(c: BenchCase, repeat: number): Promise<Measurement>;
   dispose(): Promise<void>;
 }

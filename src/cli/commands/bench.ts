@@ -6,7 +6,12 @@ import { UserError } from "../../util/errors.js";
  * `catrl bench <what>`: performance measurements. Each subcommand is one entry of `subcommands`; the
  * benchmark code itself lives under bench/ and is imported only when its subcommand runs.
  */
-const subcommands: Array<(group: Command) => void> = [registerRollouts, registerTrain, registerJudge];
+const subcommands: Array<(group: Command) => void> = [
+  registerRollouts,
+  registerTrain,
+  registerJudge,
+  registerPrefixShare,
+];
 
 export function register(program: Command): void {
   const group = program.command("bench").description("performance benchmarks (results under bench/results/)");
@@ -56,7 +61,11 @@ function registerRollouts(group: Command): void {
     .option("-G, --group-sizes <list>", "rollouts per prompt", "1,4,8,16")
     .option("--prompts <list>", "prompts per batch", "1,4")
     .option("--repeats <n>", "repeats of every case (the table shows medians)", "2")
-    .option("--variants <list>", "which of engine,naive,llama.cpp to run", "engine,naive,llama.cpp")
+    .option(
+      "--variants <list>",
+      "which of engine,naive,llama.cpp to run (lockstep: a prototype batching driver, for comparison)",
+      "engine,naive,llama.cpp",
+    )
     .option("--naive-max-rollouts <n>", "rollouts timed per case in the one-at-a-time loop", "8")
     .option("--no-build", "skip llama-batched-bench instead of building it when missing")
     .option("--out <file>", "JSON results (default bench/results/rollouts-<hostname>.json)")
@@ -166,5 +175,36 @@ function registerJudge(group: Command): void {
       const { benchJudge } = await import("../../../bench/judge.js");
       const { defaultThreads } = await import("../../util/threads.js");
       await benchJudge({ ...parsed.data, threads: parsed.data.threads ?? defaultThreads() });
+    });
+}
+
+const PrefixCliSchema = z.object({
+  model: z.string({ error: "--model is required" }),
+  threads: z.coerce.number().int().positive().optional(),
+  g: z.coerce.number().int().min(2),
+  promptTokens: intList("--prompt-tokens"),
+  maxTokens: z.coerce.number().int().positive(),
+  repeats: z.coerce.number().int().positive(),
+});
+
+function registerPrefixShare(group: Command): void {
+  group
+    .command("prefix-share")
+    .description("prompt KV state copied into the G sequences vs re-evaluated by each, by prompt length")
+    .option("--model <file>", "GGUF to run")
+    .option("--threads <n>", "CPU threads (default: the cores this process may use)")
+    .option("-G, --g <n>", "rollouts per prompt", "8")
+    .option("--prompt-tokens <list>", "prompt lengths", "16,64,256")
+    .option("--max-tokens <n>", "new tokens per rollout", "16")
+    .option("--repeats <n>", "repeats of each variant, interleaved (best reported)", "2")
+    .action(async (raw: Record<string, unknown>) => {
+      const parsed = PrefixCliSchema.safeParse(raw);
+      if (!parsed.success) {
+        const i = parsed.error.issues[0];
+        throw new UserError(`bench prefix-share --${String(i.path[0] ?? "")}: ${i.message}`);
+      }
+      const { benchPrefixShare } = await import("../../../bench/prefix-share.js");
+      const { defaultThreads } = await import("../../util/threads.js");
+      await benchPrefixShare({ ...parsed.data, threads: parsed.data.threads ?? defaultThreads() });
     });
 }
