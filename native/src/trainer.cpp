@@ -37,13 +37,30 @@ namespace {
 // registry (which lives in libggml.so, shared with node-llama-cpp) registers each one once, so
 // node-llama-cpp and the trainer use the same CPU or CUDA backend instance of the library.
 
+void quietLog(ggml_log_level level, const char* text, void*) {
+  if (level == GGML_LOG_LEVEL_ERROR || level == GGML_LOG_LEVEL_WARN) std::fputs(text, stderr);
+}
+
+// Collects ggml's error lines while loading the CUDA backend, so the one-line error can say which
+// library was missing instead of printing ggml's own line as well.
+void captureLog(ggml_log_level level, const char* text, void* data) {
+  if (level == GGML_LOG_LEVEL_ERROR || level == GGML_LOG_LEVEL_WARN) *(std::string*)data += text;
+}
+
 ggml_backend_t initBackend(const std::string& kind, const std::string& libDir, const std::string& cudaLib,
                            int threads) {
   ggml_backend_reg_count();  // forces the registry's static initialisation
   if (kind == "cpu") {
     if (!ggml_backend_reg_by_name("CPU")) {
       if (libDir.empty()) fail("no CPU backend registered and no backend library directory given");
+      // ggml logs "loaded CPU backend from ..." at info level; keep stderr quiet for the CLI, and
+      // restore whatever logger node-llama-cpp may have installed (the callback is process-global)
+      ggml_log_callback prev = nullptr;
+      void* prevData = nullptr;
+      ggml_log_get(&prev, &prevData);
+      ggml_log_set(quietLog, nullptr);
       ggml_backend_load_all_from_path(libDir.c_str());
+      ggml_log_set(prev, prevData);
     }
     ggml_backend_dev_t dev = ggml_backend_dev_by_type(GGML_BACKEND_DEVICE_TYPE_CPU);
     if (!dev) fail("ggml CPU backend could not be loaded from " + libDir);
@@ -57,9 +74,21 @@ ggml_backend_t initBackend(const std::string& kind, const std::string& libDir, c
   if (kind == "cuda") {
     if (!ggml_backend_reg_by_name("CUDA")) {
       if (cudaLib.empty()) fail("CUDA backend unavailable: node-llama-cpp's CUDA package was not found");
-      if (!ggml_backend_load(cudaLib.c_str()))
-        fail("CUDA backend unavailable: could not load " + cudaLib +
-             " (it needs libcudart.so.13 and libcublas.so.13 on the library path and a CUDA GPU)");
+      ggml_log_callback prev = nullptr;
+      void* prevData = nullptr;
+      ggml_log_get(&prev, &prevData);
+      std::string log;
+      ggml_log_set(captureLog, &log);
+      ggml_backend_reg_t reg = ggml_backend_load(cudaLib.c_str());
+      ggml_log_set(prev, prevData);
+      if (!reg) {
+        // ggml's line reads "load_backend: failed to load <path>: <dlerror>"; keep the dlerror part
+        std::string why = log.substr(0, log.find('\n'));
+        size_t at = why.rfind(".so: ");
+        why = at == std::string::npos ? "" : why.substr(at + 5);
+        fail("CUDA backend unavailable: could not load " + cudaLib + (why.empty() ? "" : " (" + why + ")") +
+             "; it needs a CUDA GPU and libcudart.so.13 / libcublas.so.13 on the library path");
+      }
     }
     ggml_backend_reg_t reg = ggml_backend_reg_by_name("CUDA");
     if (!reg || ggml_backend_reg_dev_count(reg) == 0) fail("CUDA backend unavailable: no CUDA device found");
