@@ -1,3 +1,4 @@
+import { readFileSync } from "node:fs";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
 import { openTrainer, trainerAvailability } from "../src/rl/trainer/index.js";
@@ -20,6 +21,29 @@ describe("native trainer availability", () => {
     // CI builds it during npm ci; this fails loudly rather than skipping when it did not
     expect(trainerAvailability()).toEqual({ ok: true });
   });
+
+  it.skipIf(!hasStories || process.platform !== "linux")(
+    "shares node-llama-cpp's ggml: one libggml-base.so mapped in the process",
+    async () => {
+      const model = await (await llama()).loadModel({ modelPath: STORIES });
+      const t = await openTrainer({
+        modelPath: STORIES,
+        threads: 1,
+        lora: { rank: 2, alpha: 4, targets: ["q"] },
+      });
+      try {
+        const maps = readFileSync("/proc/self/maps", "utf8").split("\n");
+        const files = (name: RegExp) =>
+          new Set(maps.map((l) => l.split(/\s+/)[5] ?? "").filter((f) => name.test(f)));
+        expect(files(/\/libggml-base\.so$/).size).toBe(1);
+        expect(files(/\/libggml-cpu-[^/]*\.so$/).size).toBe(1);
+        expect(files(/catrl_trainer\.node$/).size).toBe(1);
+      } finally {
+        t.dispose();
+        await model.dispose();
+      }
+    },
+  );
 });
 
 async function parity(modelPath: string, rank: number, bScale: number, seed: number) {
