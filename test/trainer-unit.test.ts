@@ -5,7 +5,7 @@ import { kaimingUniformA, TrainerRng } from "../src/rl/trainer/rng.js";
 import { hasStories, noStoriesReason, STORIES } from "./trainer-helpers.js";
 
 describe("packing and loss inputs", () => {
-  it("packs sequences with restarting positions and targets only completion tokens", () => {
+  it("lays sequences out padded to the longest, targeting only completion tokens", () => {
     const b = packBatch(
       [
         { prompt: [1, 5, 6], completion: [7, 8] },
@@ -13,11 +13,11 @@ describe("packing and loss inputs", () => {
       ],
       100,
     );
-    // fed: prompt + completion minus its last token
-    expect(Array.from(b.tokens)).toEqual([1, 5, 6, 7, 1, 9, 10]);
-    expect(Array.from(b.pos)).toEqual([0, 1, 2, 3, 0, 1, 2]);
-    expect(Array.from(b.seq)).toEqual([0, 0, 0, 0, 1, 1, 1]);
-    // row P-1+j predicts completion[j]
+    // fed: prompt + completion minus its last token, padded (with the first token) to Tm = 4
+    expect(b.nSeq).toBe(2);
+    expect(Array.from(b.tokens)).toEqual([1, 5, 6, 7, 1, 9, 10, 1]);
+    expect(Array.from(b.pos)).toEqual([0, 1, 2, 3, 0, 1, 2, 3]);
+    // row s*Tm + P-1+j predicts completion[j]
     expect(Array.from(b.outRows)).toEqual([2, 3, 4, 5, 6]);
     expect(Array.from(b.flatIdx)).toEqual([
       0 * 100 + 7,

@@ -183,7 +183,8 @@ struct LoraPair {
 };
 
 struct BatchInput {
-  std::vector<int32_t> tokens, pos, seq, outRows, flatIdx;
+  std::vector<int32_t> tokens, pos, outRows, flatIdx;
+  int64_t nSeq = 1;  // tokens holds nSeq sequences, each padded to tokens.size() / nSeq rows
   // loss inputs (per selected row)
   std::vector<float> old, ref, negAdvW, betaW, clipC, sgn;
   bool withKl = false;
@@ -575,10 +576,13 @@ class Trainer : public Napi::ObjectWrap<Trainer> {
     return t;
   }
 
-  // Forward pass over a packed micro-batch (several sequences, block-diagonal causal mask), up to
-  // the log-probability of each selected target token: logp = log(softmax(logits)[target]).
+  // Forward pass over a micro-batch of S sequences padded to Tm rows each (row s*Tm + t), up to the
+  // log-probability of each selected target token: logp = log(softmax(logits)[target]). Attention
+  // runs per sequence (batch folded into the head dimension), so its memory is S*Tm^2, not (S*Tm)^2;
+  // padding rows sit after each sequence's tokens, so the causal mask alone hides them.
   void buildForward(Graph& g, const BatchInput& in, bool loraOn, bool withLoss) {
     const int64_t T = (int64_t)in.tokens.size(), N = (int64_t)in.outRows.size();
+    const int64_t S = in.nSeq, Tm = T / S;
     size_t gsize = graphSize();
     ggml_init_params ip = {ggml_tensor_overhead() * gsize * 3 + ggml_graph_overhead_custom(gsize, true) * 3,
                            nullptr, true};
@@ -586,7 +590,7 @@ class Trainer : public Napi::ObjectWrap<Trainer> {
     ggml_context* ctx = g.ctx;
     g.tokens = input(ctx, GGML_TYPE_I32, T);
     g.pos = input(ctx, GGML_TYPE_I32, T);
-    g.mask = ggml_new_tensor_2d(ctx, GGML_TYPE_F32, T, T);
+    g.mask = ggml_new_tensor_2d(ctx, GGML_TYPE_F32, Tm, Tm);
     ggml_set_input(g.mask);
     g.outRows = input(ctx, GGML_TYPE_I32, N);
     g.flatIdx = input(ctx, GGML_TYPE_I32, N);
@@ -609,14 +613,23 @@ class Trainer : public Napi::ObjectWrap<Trainer> {
                         h.ropeFreqScale, 0.0f, 1.0f, 32.0f, 1.0f);
       k = ggml_rope_ext(ctx, k, g.pos, L.ropeFreqs, (int)h.nRot, h.ropeMode, (int)h.nCtxOrig, h.ropeBase,
                         h.ropeFreqScale, 0.0f, 1.0f, 32.0f, 1.0f);
-      // explicit attention (no flash attention: it has no backward); GQA by mul_mat broadcasting,
-      // where q head i reads kv head i / (n_head / n_head_kv), as in llama.cpp
-      ggml_tensor* Q = ggml_cont(ctx, ggml_permute(ctx, q, 0, 2, 1, 3));  // [hd, T, n_head]
-      ggml_tensor* K = ggml_cont(ctx, ggml_permute(ctx, k, 0, 2, 1, 3));  // [hd, T, n_kv]
-      ggml_tensor* V = ggml_cont(ctx, ggml_permute(ctx, v, 1, 2, 0, 3));  // [T, hd, n_kv]
-      ggml_tensor* kq = ggml_mul_mat(ctx, K, Q);                          // [T, T, n_head]
+      // Explicit attention (flash attention has no backward). GQA by mul_mat broadcasting over dim 2,
+      // which holds head + n_head * seq: q head i of a sequence reads kv head i / (n_head / n_head_kv)
+      // of the same sequence, as in llama.cpp. (Sequences go into dim 2, not dim 3, because ggml's
+      // mul_mat backward supports broadcasting only without a 4th dimension.)
+      ggml_tensor* q4 = ggml_reshape_4d(ctx, q, h.headDim, h.nHead, Tm, S);
+      ggml_tensor* k4 = ggml_reshape_4d(ctx, k, h.headDim, h.nHeadKv, Tm, S);
+      ggml_tensor* v4 = ggml_reshape_4d(ctx, v, h.headDim, h.nHeadKv, Tm, S);
+      ggml_tensor* Q = ggml_reshape_3d(ctx, ggml_cont(ctx, ggml_permute(ctx, q4, 0, 2, 1, 3)), h.headDim, Tm,
+                                       h.nHead * S);  // [hd, Tm, n_head*S]
+      ggml_tensor* K = ggml_reshape_3d(ctx, ggml_cont(ctx, ggml_permute(ctx, k4, 0, 2, 1, 3)), h.headDim, Tm,
+                                       h.nHeadKv * S);  // [hd, Tm, n_kv*S]
+      ggml_tensor* V = ggml_reshape_3d(ctx, ggml_cont(ctx, ggml_permute(ctx, v4, 1, 2, 0, 3)), Tm, h.headDim,
+                                       h.nHeadKv * S);  // [Tm, hd, n_kv*S]
+      ggml_tensor* kq = ggml_mul_mat(ctx, K, Q);        // [Tm, Tm, n_head*S]
       kq = ggml_soft_max_ext(ctx, kq, g.mask, kqScale, 0.0f);
-      ggml_tensor* kqv = ggml_mul_mat(ctx, V, kq);  // [hd, T, n_head]
+      ggml_tensor* kqv = ggml_mul_mat(ctx, V, kq);  // [hd, Tm, n_head*S]
+      kqv = ggml_reshape_4d(ctx, kqv, h.headDim, Tm, h.nHead, S);
       cur = ggml_cont_2d(ctx, ggml_permute(ctx, kqv, 0, 2, 1, 3), h.headDim * h.nHead, T);
       cur = matmul(ctx, il, P_O, cur, loraOn);
       x = ggml_add(ctx, cur, x);
@@ -666,10 +679,10 @@ class Trainer : public Napi::ObjectWrap<Trainer> {
     const int64_t T = (int64_t)in.tokens.size();
     ggml_backend_tensor_set(g.tokens, in.tokens.data(), 0, T * sizeof(int32_t));
     ggml_backend_tensor_set(g.pos, in.pos.data(), 0, T * sizeof(int32_t));
-    std::vector<float> mask((size_t)T * T, -INFINITY);
-    for (int64_t i = 0; i < T; i++)      // query row
-      for (int64_t j = 0; j <= i; j++)  // key column
-        if (in.seq[i] == in.seq[j]) mask[(size_t)i * T + j] = 0.f;
+    const int64_t Tm = T / in.nSeq;
+    std::vector<float> mask((size_t)Tm * Tm, -INFINITY);
+    for (int64_t i = 0; i < Tm; i++)                         // query row
+      for (int64_t j = 0; j <= i; j++) mask[(size_t)i * Tm + j] = 0.f;  // causal
     ggml_backend_tensor_set(g.mask, mask.data(), 0, mask.size() * sizeof(float));
     ggml_backend_tensor_set(g.outRows, in.outRows.data(), 0, in.outRows.size() * sizeof(int32_t));
     ggml_backend_tensor_set(g.flatIdx, in.flatIdx.data(), 0, in.flatIdx.size() * sizeof(int32_t));
@@ -802,7 +815,9 @@ class Trainer : public Napi::ObjectWrap<Trainer> {
     BatchInput in;
     in.tokens = i32Array(o.Get("tokens"), "tokens");
     in.pos = i32Array(o.Get("pos"), "pos");
-    in.seq = i32Array(o.Get("seq"), "seq");
+    in.nSeq = o.Get("nSeq").As<Napi::Number>().Int64Value();
+    if (in.nSeq < 1 || in.tokens.size() % in.nSeq != 0)
+      throw Napi::Error::New(o.Env(), "nSeq must divide the number of tokens");
     in.outRows = i32Array(o.Get("outRows"), "outRows");
     in.flatIdx = i32Array(o.Get("flatIdx"), "flatIdx");
     if (in.tokens.empty() || in.outRows.empty()) throw Napi::Error::New(o.Env(), "empty micro-batch");

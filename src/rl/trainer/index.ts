@@ -85,6 +85,12 @@ export const StepOptionsSchema = z.object({
   lr: z.number().nonnegative(),
   beta: z.number().nonnegative(),
   clipEps: z.number().positive(),
+  /**
+   * Sequences per forward/backward graph; gradients accumulate across micro-batches. Sequences in a
+   * micro-batch are padded to the longest, and the graph keeps every layer's attention
+   * probabilities for the backward pass: about 4 * n_head * S * Tm^2 bytes per layer (no flash
+   * attention / checkpointing), so use 1-2 for sequences of ~1000 tokens and more.
+   */
   microBatch: z.number().int().positive(),
   /** 0 disables clipping. */
   maxGradNorm: z.number().nonnegative(),

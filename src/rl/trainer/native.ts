@@ -58,7 +58,8 @@ export const MemorySchema = z.object({
 export interface NativeBatch {
   tokens: Int32Array;
   pos: Int32Array;
-  seq: Int32Array;
+  /** Sequences in the batch; tokens holds nSeq * Tm rows (each sequence padded to Tm). */
+  nSeq: number;
   outRows: Int32Array;
   flatIdx: Int32Array;
   old?: Float32Array;

@@ -7,40 +7,35 @@ export interface TokenSeq {
 }
 
 /**
- * Packs sequences into one micro-batch for the addon. Each sequence feeds prompt + completion minus
- * its last token (positions restart at 0; the addon masks attention block-diagonally by `seq`); the
- * logits of row P-1+j predict completion[j]. Prompt tokens are never targets (masked from the loss).
+ * Lays sequences out as one micro-batch for the addon: each sequence feeds prompt + completion minus
+ * its last token (positions from 0), padded at its end to the longest sequence's length Tm, so row
+ * s*Tm + i is token i of sequence s. The logits of row s*Tm + P-1+j predict completion[j]; prompt
+ * tokens and padding are never targets (masked from the loss). Attention is per sequence and
+ * causal, so padding (after the real tokens) is never attended to by them.
  */
 export function packBatch(seqs: TokenSeq[], nVocab: number): NativeBatch {
-  let T = 0;
-  let N = 0;
-  for (const s of seqs) {
-    T += s.prompt.length + s.completion.length - 1;
-    N += s.completion.length;
-  }
-  const tokens = new Int32Array(T);
-  const pos = new Int32Array(T);
-  const seq = new Int32Array(T);
+  const Tm = Math.max(...seqs.map((s) => s.prompt.length + s.completion.length - 1));
+  const N = seqs.reduce((a, s) => a + s.completion.length, 0);
+  const tokens = new Int32Array(Tm * seqs.length);
+  const pos = new Int32Array(Tm * seqs.length);
   const outRows = new Int32Array(N);
   const flatIdx = new Int32Array(N);
-  let t = 0;
   let n = 0;
   seqs.forEach((s, si) => {
     const fed = s.prompt.concat(s.completion.slice(0, -1));
-    const base = t;
-    fed.forEach((tok, i) => {
-      tokens[t] = tok;
-      pos[t] = i;
-      seq[t] = si;
-      t++;
-    });
+    const base = si * Tm;
+    for (let i = 0; i < Tm; i++) {
+      // padding repeats the first token (any valid id works: no real row attends to it)
+      tokens[base + i] = i < fed.length ? fed[i] : fed[0];
+      pos[base + i] = i;
+    }
     s.completion.forEach((tok, j) => {
       outRows[n] = base + s.prompt.length - 1 + j;
       flatIdx[n] = n * nVocab + tok;
       n++;
     });
   });
-  return { tokens, pos, seq, outRows, flatIdx };
+  return { tokens, pos, nSeq: seqs.length, outRows, flatIdx };
 }
 
 /** Splits indices 0..n-1 into consecutive groups of at most `size`. */
