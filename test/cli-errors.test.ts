@@ -81,6 +81,14 @@ describe.skipIf(!hasStories)("catrl rollout: bad input", () => {
     expectOneLineError(await rollout(STORIES, ["--max-tokens", "5000"]), STORIES, /context too small/);
   });
 
+  it("an hf: model that is not in the local cache, offline", async () => {
+    const spec = "hf:nobody/no-model-GGUF/no-model.Q8_0.gguf";
+    const r = await run("node", [CLI, "rollout", "--model", spec, "--prompt", "x"], {
+      env: { ...process.env, CATRL_OFFLINE: "1", HOME: dir },
+    }).catch((e) => e as { code: number; stderr: string });
+    expectOneLineError(r as { code: number; stderr: string }, spec, /not available locally/);
+  });
+
   it("a bad option value names the option", async () => {
     const r = await rollout(STORIES, ["--threads", "zero"]);
     expect(r.code).not.toBe(0);

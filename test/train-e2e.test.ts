@@ -46,20 +46,26 @@ describe.skipIf(!hasStories)("catrl train on stories260K (real llama.cpp + nativ
     ];
     writeFileSync(data, prompts.map((p, i) => JSON.stringify({ id: `q${i}`, prompt: p })).join("\n"));
     const out = path.join(dir, "run");
-    const args = [CLI, "train", "--model", STORIES, "--data", data, "--task", TASK, "--out", out]
-      .concat(["--steps", String(STEPS), "--prompts-per-step", "4", "-G", "8", "--max-tokens", "8"])
-      .concat([
-        "--lora-rank",
-        "8",
-        "--lr",
-        "3e-3",
-        "--eval-every",
-        "7",
-        "--anchor-preset",
-        "greedy",
-        "--seed",
-        "3",
-      ]);
+    // Part of the settings from a config file (same keys as the flags), part from flags.
+    const config = path.join(dir, "train.json");
+    writeFileSync(
+      config,
+      JSON.stringify({ loraRank: 8, lr: 3e-3, promptsPerStep: 4, g: 8, anchorPreset: "greedy" }),
+    );
+    const args = [
+      CLI,
+      "train",
+      "--model",
+      STORIES,
+      "--data",
+      data,
+      "--task",
+      TASK,
+      "--out",
+      out,
+      "--config",
+      config,
+    ].concat(["--steps", String(STEPS), "--max-tokens", "8", "--eval-every", "7", "--seed", "3"]);
 
     const child = spawn("node", args, { env });
     let stderr = "";
@@ -109,6 +115,8 @@ describe.skipIf(!hasStories)("catrl train on stories260K (real llama.cpp + nativ
     expect(evals.map((e) => e.step)).toEqual([0, 7, 14]);
     const manifest = JSON.parse(readFileSync(path.join(out, "run.json"), "utf8"));
     expect(manifest.kind).toBe("catrl-train");
+    expect(manifest.config.resolved.lora.rank).toBe(8);
+    expect(manifest.config.resolved.step.lr).toBe(3e-3);
     expect(manifest.models[0].sha256).toMatch(/^[0-9a-f]{64}$/);
 
     const rep = await run("node", [CLI, "report", out], { env });

@@ -99,19 +99,34 @@ export async function judgeItems(
     });
   });
   const verdicts: Verdict[] = new Array(pairs.length);
+  // A pair the judge cannot read whole is recorded as unjudged, not guessed.
+  const room = judge.info.trainContextSize - (s.judgeMode === "logprob" ? 1 : 8);
+  const fits: number[] = [];
+  pairs.forEach((p, k) => {
+    const n = judge.tokenizePrompt(p.prompt).length;
+    if (n <= room) fits.push(k);
+    else
+      verdicts[k] = {
+        criterion: p.criterion,
+        pYes: null,
+        met: null,
+        error: `judge prompt of ${n} tokens does not fit the judge's context of ${judge.info.trainContextSize}`,
+      };
+  });
   if (s.judgeMode === "logprob") {
     const res = await judge.nextTokenProbs(
-      pairs.map((p) => ({ prompt: p.prompt, candidates: [...JUDGE_ALL_CANDIDATES] })),
+      fits.map((k) => ({ prompt: pairs[k].prompt, candidates: [...JUDGE_ALL_CANDIDATES] })),
       { signal },
     );
-    res.forEach((r, k) => {
+    res.forEach((r, i) => {
+      const k = fits[i];
       const pYes = pYesFrom(r.probs);
       verdicts[k] = { criterion: pairs[k].criterion, pYes, met: pYes >= s.threshold };
     });
   } else {
     const out = await judge.generate(
-      pairs.map((p, k) => ({
-        prompt: p.prompt,
+      fits.map((k) => ({
+        prompt: pairs[k].prompt,
         n: 1,
         maxTokens: 8,
         sampling: { temperature: 0, topK: 0, topP: 1, minP: 0 },
@@ -119,7 +134,8 @@ export async function judgeItems(
       })),
       { signal },
     );
-    out.forEach(([r], k) => {
+    out.forEach(([r], i) => {
+      const k = fits[i];
       try {
         const met = parseVerdict(r?.text ?? "");
         verdicts[k] = { criterion: pairs[k].criterion, pYes: met ? 1 : 0, met };

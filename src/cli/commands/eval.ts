@@ -28,6 +28,8 @@ type EvalReport = {
   missing_gold: number;
   accuracy: Record<string, number>;
   by_g: Record<string, Record<string, number>>;
+  /** HealthBench: criteria the judge could not grade (counted as not met). */
+  unjudged?: number;
 };
 
 export function register(program: Command): void {
@@ -162,8 +164,14 @@ async function evalHealthBench(
         ),
       ),
     );
+    const unjudged = judged.reduce((n, j) => n + j.verdicts.flat().filter((v) => v.met == null).length, 0);
+    if (unjudged > 0)
+      process.stderr.write(
+        `${unjudged} (criterion, response) pairs could not be judged (counted as not met); see the judge's context\n`,
+      );
     return {
       kind: "healthbench",
+      unjudged,
       gold,
       n: scored.length,
       missing_gold: results.length - scored.length,

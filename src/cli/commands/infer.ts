@@ -9,6 +9,7 @@ import { openTask } from "../../cat/task.js";
 import { formatJsonlError } from "../../data/jsonl.js";
 import { readPromptRows } from "../../data/prompt-rows.js";
 import { hostInfo, modelRecords, versions } from "../../run/provenance.js";
+import { appendLineDurable } from "../../util/atomic-write.js";
 import { UserError } from "../../util/errors.js";
 import { formatSeconds, ProgressLine } from "../../util/progress.js";
 import { addCatOptions, catSettings, openCatEngines, parseCatArgs, parseEstimators } from "../cat-options.js";
@@ -130,6 +131,14 @@ export function register(program: Command): void {
           });
         } catch (e) {
           if (sig.interrupted()) break;
+          // A prompt too long for the model is that row's problem, not the run's: report it and go on.
+          if (e instanceof UserError && /context too small/.test(e.message) && batch.length === 1) {
+            const bad = { line: batch[0].line, field: "prompt", message: e.message };
+            errors.push(bad);
+            await appendLineDurable(run.badRows, JSON.stringify(bad));
+            process.stderr.write(`${formatJsonlError(args.data, bad)} (row reported in bad-rows.jsonl)\n`);
+            continue;
+          }
           throw e;
         }
         for (const r of results) {
