@@ -44,7 +44,8 @@ export async function benchJudge(o: JudgeBenchOptions) {
         const t0 = performance.now();
         const out = await judgeItems(engine, items, { ...base, judgeMode: mode }, 1);
         const s = (performance.now() - t0) / 1000;
-        const row = (rows[mode] ??= { seconds: [], pairs_per_s: 0, unparsed: 0 });
+        rows[mode] ??= { seconds: [], pairs_per_s: 0, unparsed: 0 };
+        const row = rows[mode];
         row.seconds.push(s);
         row.unparsed = out[0].verdicts.flat().filter((v) => v.pYes == null).length;
       }
