@@ -52,10 +52,7 @@ describe.skipIf(!hasData)(
         ].concat(["--synthesis-max-tokens", "32", "--rubric-retries", "1", "--out", out]),
         { env },
       );
-      const results = readFileSync(path.join(out, "results.jsonl"), "utf8")
-        .split("\n")
-        .filter(Boolean)
-        .map((l) => JSON.parse(l));
+      const results = readJsonlFile(path.join(out, "results.jsonl"));
       expect(results).toHaveLength(2);
       let judged = 0;
       for (const r of results) {

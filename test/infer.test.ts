@@ -4,7 +4,7 @@ import os from "node:os";
 import path from "node:path";
 import { promisify } from "node:util";
 import { describe, expect, it } from "vitest";
-import { CLI, hasStories, noStoriesReason, REPO_ROOT, STORIES } from "./helpers/shared.js";
+import { CLI, hasStories, noStoriesReason, REPO_ROOT, readJsonlFile, STORIES } from "./helpers/shared.js";
 
 const run = promisify(execFile);
 if (!hasStories) console.warn(noStoriesReason);
@@ -27,11 +27,7 @@ function writeData(dir: string, n: number, bad = false): string {
   return f;
 }
 
-const readJsonl = (f: string) =>
-  readFileSync(f, "utf8")
-    .split("\n")
-    .filter((l) => l.trim())
-    .map((l) => JSON.parse(l));
+const readJsonl = readJsonlFile;
 
 const inferArgs = (data: string, out: string, extra: string[] = []) => [
   CLI,

@@ -6,7 +6,7 @@ import { pathToFileURL } from "node:url";
 import { promisify } from "node:util";
 import { describe, expect, it } from "vitest";
 import { trainerAvailability } from "../src/rl/trainer/index.js";
-import { CLI, hasStories, noStoriesReason, REPO_ROOT, STORIES } from "./helpers/shared.js";
+import { CLI, hasStories, noStoriesReason, REPO_ROOT, readJsonlFile, STORIES } from "./helpers/shared.js";
 import { chromium, haveChromium, inCI } from "./report-helpers.js";
 
 const run = promisify(execFile);
@@ -16,11 +16,7 @@ const TASK = path.join(REPO_ROOT, "examples/first-word-task.mjs");
 const env = { ...process.env, CATRL_THREADS: "1" };
 const STEPS = 14;
 
-const readJsonl = (f: string) =>
-  readFileSync(f, "utf8")
-    .split("\n")
-    .filter((l) => l.trim())
-    .map((l) => JSON.parse(l));
+const readJsonl = readJsonlFile;
 
 /**
  * CaT-RL end to end on the real stories260K: a custom verifiable task (the answer is the completion's

@@ -1,4 +1,4 @@
-import { existsSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 
@@ -14,3 +14,12 @@ export const hasStories = existsSync(STORIES);
 export const noStoriesReason = `skipped: ${STORIES} is absent (tests that need the real tiny model run where ../shared exists, as in CI)`;
 
 export const CLI = path.join(REPO_ROOT, "dist/src/cli/main.js");
+
+/** The JSON objects of a JSONL file (blank lines skipped). */
+// biome-ignore lint/suspicious/noExplicitAny: test fixtures are read as loose JSON
+export function readJsonlFile(file: string): any[] {
+  return readFileSync(file, "utf8")
+    .split("\n")
+    .filter((l) => l.trim())
+    .map((l) => JSON.parse(l));
+}
