@@ -152,7 +152,18 @@ export async function runRolloutBench(
           const t = performance.now();
           await v.prepare?.(run);
           const setupSeconds = (performance.now() - t) / 1000;
-          const m = { ...(await v.run(run, r)), ...(v.prepare ? { setupSeconds } : {}) };
+          let measured: Measurement;
+          try {
+            measured = await v.run(run, r);
+          } catch (e) {
+            // One failed run should not throw away minutes of others; it is reported and left out.
+            notes.push(
+              `repeat ${r + 1} prompts ${c.prompts.length} G ${c.G} ${v.name}: ${(e as Error).message}`,
+            );
+            log(`note: ${notes.at(-1)}`);
+            continue;
+          }
+          const m = { ...measured, ...(v.prepare ? { setupSeconds } : {}) };
           measurements.push(m);
           log(
             `repeat ${r + 1}/${o.repeats} prompts ${m.prompts} G ${m.G} ${m.variant.padEnd(9)} ` +

@@ -78,7 +78,8 @@ export class BatchedBenchVariant implements Variant {
     ];
   }
 
-  async run(c: BenchCase, repeat: number): Promise<Measurement> {
+  /** One llama-batched-bench process; null when it printed no table (seen now and then on a loaded machine). */
+  private async once(c: BenchCase): Promise<{ row: BatchedBenchRow | null; tail: string }> {
     let out: { stdout: string; stderr: string };
     try {
       out = await run(this.bin, this.args(c), { maxBuffer: 64 << 20 });
@@ -86,10 +87,21 @@ export class BatchedBenchVariant implements Variant {
       const err = e as { stderr?: string; message: string };
       throw new Error(`llama-batched-bench failed: ${(err.stderr ?? err.message).trim().split("\n").at(-1)}`);
     }
-    const row = parseBatchedBenchTable(`${out.stdout}\n${out.stderr}`)[0];
+    const text = `${out.stdout}\n${out.stderr}`;
+    return {
+      row: parseBatchedBenchTable(text)[0] ?? null,
+      tail: text.trim().split("\n").slice(-3).join(" / "),
+    };
+  }
+
+  async run(c: BenchCase, repeat: number): Promise<Measurement> {
+    let got = await this.once(c);
+    for (let attempt = 1; !got.row && attempt < 3; attempt++) got = await this.once(c);
+    const row = got.row;
     if (!row) {
-      const tail = `${out.stdout}\n${out.stderr}`.trim().split("\n").slice(-3).join(" / ");
-      throw new Error(`llama-batched-bench ${this.args(c).join(" ")} printed no result table: ${tail}`);
+      throw new Error(
+        `llama-batched-bench ${this.args(c).join(" ")} printed no result table (3 tries): ${got.tail}`,
+      );
     }
     const rollouts = row.b;
     const tokens = row.b * row.tg;

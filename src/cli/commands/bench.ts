@@ -42,7 +42,11 @@ const RolloutsCliSchema = z.object({
     .string()
     .transform((s) => s.split(",").map((x) => x.trim()))
     .pipe(
-      z.array(z.enum(["engine", "naive", "llama.cpp"], { message: "--variants: engine, naive, llama.cpp" })),
+      z.array(
+        z.enum(["engine", "naive", "llama.cpp", "lockstep"], {
+          message: "--variants: engine, naive, llama.cpp, lockstep",
+        }),
+      ),
     ),
   naiveMaxRollouts: z.coerce.number().int().positive(),
   build: z.boolean(),
