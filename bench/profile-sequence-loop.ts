@@ -116,6 +116,72 @@ async function runLockstep(context: LlamaContext, prompt: Token[], G: number, ma
   };
 }
 
+/**
+ * A step barrier over per-sequence generators (keeps evaluateWithMetadata: persistent samplers, grammars,
+ * repeat penalty): a sequence that got its token waits until every live sequence has one; the last one
+ * releases them all from a macrotask, after node-llama-cpp's dispatch loop has found nothing queued and
+ * let go, so all of them queue before the next dispatch.
+ */
+class StepBarrier {
+  private waiting: Array<() => void> = [];
+  constructor(private live: number) {}
+  arrive(): Promise<void> {
+    const p = new Promise<void>((r) => this.waiting.push(r));
+    this.check();
+    return p;
+  }
+  leave(): void {
+    this.live--;
+    this.check();
+  }
+  private check(): void {
+    if (this.live > 0 && this.waiting.length >= this.live) {
+      const release = this.waiting;
+      this.waiting = [];
+      setImmediate(() => {
+        for (const r of release) r();
+      });
+    }
+  }
+}
+
+async function runBarrier(context: LlamaContext, prompt: Token[], G: number, maxTokens: number) {
+  const sizes = countBatches(context);
+  const t0 = performance.now();
+  let tokens = 0;
+  const barrier = new StepBarrier(G);
+  await Promise.all(
+    Array.from({ length: G }, async (_, g) => {
+      const seq = context.getSequence();
+      try {
+        const gen = seq.evaluateWithMetadata(
+          prompt,
+          { confidence: true },
+          { temperature: 1, topK: 0, topP: 1, minP: 0, seed: 1 + g },
+        );
+        let n = 0;
+        for await (const _out of gen) {
+          tokens++;
+          if (++n >= maxTokens) break;
+          await barrier.arrive();
+        }
+      } finally {
+        barrier.leave();
+        seq.dispose();
+      }
+    }),
+  );
+  const seconds = (performance.now() - t0) / 1000;
+  const hist = new Map<number, number>();
+  for (const s of sizes.slice(1)) hist.set(s, (hist.get(s) ?? 0) + 1);
+  return {
+    barrier: true,
+    tokensPerSec: Math.round((tokens / seconds) * 10) / 10,
+    decodes: sizes.length,
+    generationBatchSizes: Object.fromEntries([...hist].sort((a, b) => b[0] - a[0])),
+  };
+}
+
 const isMain = process.argv[1]?.endsWith("profile-sequence-loop.js");
 if (isMain) {
   const [modelPath, G = "16", maxTokens = "32", rounds = "2"] = process.argv.slice(2);
@@ -123,17 +189,24 @@ if (isMain) {
   const model = await llama.loadModel({ modelPath });
   const prompt = model.tokenize(BENCH_PROMPTS[0]) as Token[];
   for (let r = 0; r < Number(rounds); r++) {
-    for (const y of [false, "lockstep"] as const) {
+    for (const y of [false, "lockstep", "barrier"] as const) {
       const context = await model.createContext({
         sequences: Number(G),
         contextSize: prompt.length + Number(maxTokens) + 8,
         threads: 1,
         flashAttention: false,
+        // The barrier run also delays node-llama-cpp's dispatch by a timer tick instead of setImmediate, so
+        // sequences whose queueing takes more than one macrotask still make the batch.
+        ...(y === "barrier"
+          ? { batching: { dispatchSchedule: (d: () => void) => void setTimeout(d, 0) } }
+          : {}),
       });
       const res =
         y === "lockstep"
           ? await runLockstep(context, prompt, Number(G), Number(maxTokens))
-          : await runOnce(context, prompt, Number(G), Number(maxTokens), y);
+          : y === "barrier"
+            ? await runBarrier(context, prompt, Number(G), Number(maxTokens))
+            : await runOnce(context, prompt, Number(G), Number(maxTokens), y);
       process.stdout.write(`${JSON.stringify(res)}\n`);
       await context.dispose();
     }
