@@ -18,6 +18,9 @@ export class EngineVariant implements Variant {
       sampling: c.sampling,
       seed: c.seed + i * c.G,
       format: "raw" as const,
+      // Fixed-length rollouts, as llama-batched-bench generates: an early end-of-generation would narrow
+      // the batch and make the comparison about the text, not the engine.
+      ignoreEog: true,
     }));
   }
 

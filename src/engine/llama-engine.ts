@@ -16,7 +16,12 @@ import { type GpuChoice, loadLlama } from "./llama-runtime.js";
 import { checkModelFile } from "./model-file.js";
 import { type PromptFormat, PromptRenderer } from "./prompt-renderer.js";
 import { modelFamily } from "./sampling-presets.js";
-import { generateOnSequence } from "./sequence-generate.js";
+import {
+  generateLockstep,
+  generateOnSequence,
+  type SequenceJob,
+  type SequenceResult,
+} from "./sequence-generate.js";
 import {
   type Engine,
   type GenerateOptions,
@@ -231,40 +236,51 @@ export class LlamaEngine implements Engine {
     const tmp = await mkdtemp(path.join(os.tmpdir(), "catrl-prefix-"));
     try {
       const inputs = await this.preparePrefixes(wave, sequences, tmp);
-      await Promise.all(
-        wave.map(async (job, k) => {
-          const seed = job.request.seed + job.rolloutIndex;
-          const startMs = performance.now() - t0;
-          const grammar = job.grammar
-            ? new LlamaGrammarEvaluationState({ model: this.model, grammar: job.grammar })
-            : undefined;
-          const r = await generateOnSequence(this.model, sequences[k], {
-            input: inputs[k],
-            maxTokens: job.request.maxTokens,
-            sampling: job.request.sampling,
-            seed,
-            stops: job.stops,
-            grammar,
-            signal: options.signal,
-            onToken,
-          });
-          onDone({
-            requestIndex: job.requestIndex,
-            rolloutIndex: job.rolloutIndex,
-            seed,
-            text: job.grammar?.trimWhitespaceSuffix ? r.text.trimEnd() : r.text,
-            tokens: r.tokens,
-            promptTokens: job.promptTokens.length,
-            finishReason: r.finishReason,
-            logprobs: r.logprobs,
-            timings: {
-              startMs,
-              firstTokenMs: r.firstTokenAt == null ? null : r.firstTokenAt - t0,
-              endMs: performance.now() - t0,
-            },
-          });
+      const startMs = performance.now() - t0;
+      const jobOf = (k: number): SequenceJob => ({
+        input: inputs[k],
+        maxTokens: wave[k].request.maxTokens,
+        sampling: wave[k].request.sampling,
+        seed: wave[k].request.seed + wave[k].rolloutIndex,
+        stops: wave[k].stops,
+        ignoreEog: wave[k].request.ignoreEog,
+        signal: options.signal,
+        onToken,
+      });
+      const finish = (k: number, r: SequenceResult) => {
+        const job = wave[k];
+        onDone({
+          requestIndex: job.requestIndex,
+          rolloutIndex: job.rolloutIndex,
+          seed: job.request.seed + job.rolloutIndex,
+          text: job.grammar?.trimWhitespaceSuffix ? r.text.trimEnd() : r.text,
+          tokens: r.tokens,
+          promptTokens: job.promptTokens.length,
+          finishReason: r.finishReason,
+          logprobs: r.logprobs,
+          timings: {
+            startMs,
+            firstTokenMs: r.firstTokenAt == null ? null : r.firstTokenAt - t0,
+            endMs: performance.now() - t0,
+          },
+        });
+      };
+      // Plain sampling runs in lockstep (full batches); grammar-constrained requests need node-llama-cpp's
+      // generator, which keeps the grammar state, and run beside them in the same context.
+      const plain = wave.flatMap((j, k) => (j.grammar ? [] : [k]));
+      const constrained = wave.flatMap((j, k) => (j.grammar ? [k] : []));
+      await Promise.all([
+        generateLockstep(
+          this.model,
+          plain.map((k) => sequences[k]),
+          plain.map(jobOf),
+          (i, r) => finish(plain[i], r),
+        ),
+        ...constrained.map(async (k) => {
+          const grammar = new LlamaGrammarEvaluationState({ model: this.model, grammar: wave[k].grammar! });
+          finish(k, await generateOnSequence(this.model, sequences[k], { ...jobOf(k), grammar }));
         }),
-      );
+      ]);
     } finally {
       for (const s of sequences) s.dispose();
       await rm(tmp, { recursive: true, force: true });

@@ -41,6 +41,11 @@ export const GenerationRequestSchema = z.object({
   seed: z.number().int().min(0),
   /** Extra stop strings besides end-of-generation. */
   stop: z.array(z.string()).optional(),
+  /**
+   * Keep sampling past end-of-generation up to maxTokens (fixed-length benchmarks, as llama-batched-bench
+   * measures); the EOG token is then part of the rollout.
+   */
+  ignoreEog: z.boolean().optional(),
   /** GBNF/JSON-schema constrained output (for rubrics); engines that cannot constrain must throw. */
   jsonSchema: z.record(z.string(), z.unknown()).optional(),
   /**
