@@ -57,8 +57,9 @@ describe("prompt rows", () => {
 
   test("question wins over problem when both are present; a named field overrides", () => {
     const raw = { question: "Q", problem: "P" };
-    expect(toPromptRow(raw, 1).row?.prompt).toBe("Q");
-    expect(toPromptRow(raw, 1, { field: "problem" }).row?.prompt).toBe("P");
+    const rowOf = (r: ReturnType<typeof toPromptRow>) => ("row" in r ? r.row : undefined);
+    expect(rowOf(toPromptRow(raw, 1))?.prompt).toBe("Q");
+    expect(rowOf(toPromptRow(raw, 1, { field: "problem" }))?.prompt).toBe("P");
   });
 
   test("errors name the line and the field", () => {

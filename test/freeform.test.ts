@@ -4,7 +4,7 @@ import os from "node:os";
 import path from "node:path";
 import { promisify } from "node:util";
 import { describe, expect, it } from "vitest";
-import { CLI, HEALTHBENCH, hasStories, noStoriesReason, STORIES } from "./helpers/shared.js";
+import { CLI, HEALTHBENCH, hasStories, noStoriesReason, readJsonlFile, STORIES } from "./helpers/shared.js";
 
 const run = promisify(execFile);
 const hasData = hasStories && existsSync(HEALTHBENCH);

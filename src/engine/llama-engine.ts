@@ -132,8 +132,40 @@ export class LlamaEngine implements Engine {
 
   /** Swaps the LoRA adapters: the next batch runs in a fresh context (llama.cpp binds adapters per context). */
   async setAdapters(adapters: { path: string; scale?: number }[]): Promise<void> {
+    const stale = this.adapters.filter(
+      (a) => !adapters.some((b) => path.resolve(b.path) === path.resolve(a.path)),
+    );
     this.adapters = adapters;
     await this.dropContext();
+    await this.releaseAdapters(stale.map((a) => a.path));
+  }
+
+  /** How many LoRA adapters the loaded model holds in memory (for tests and diagnostics). */
+  get loadedAdapters(): number {
+    return this.loraCache()?.size ?? 0;
+  }
+
+  /**
+   * node-llama-cpp 3.21.1 keeps every LoRA adapter it loads on the model, keyed by absolute path, until
+   * the model is disposed (the internal `_loraAdapters` map). A training run loads a new adapter file
+   * every step, so once no context uses an adapter any more it is freed here; otherwise memory grows by
+   * one adapter per step.
+   */
+  private async releaseAdapters(paths: string[]): Promise<void> {
+    const cache = this.loraCache();
+    if (!cache) return;
+    for (const p of paths) {
+      const key = path.resolve(process.cwd(), p);
+      const lora = cache.get(key);
+      if (!lora) continue;
+      cache.delete(key);
+      await lora.dispose();
+    }
+  }
+
+  private loraCache(): Map<string, { dispose(): Promise<void> }> | undefined {
+    return (this.model as unknown as { _loraAdapters?: Map<string, { dispose(): Promise<void> }> })
+      ._loraAdapters;
   }
 
   renderPrompt(prompt: Prompt, format: PromptFormat = "auto"): string {
