@@ -103,6 +103,24 @@ describe.skipIf(!hasStories)("catrl infer on stories260K with a custom task (rea
     expect(ev.stdout).toMatch(/synthesis/);
   });
 
+  it("runs the mutual-predictability baseline on request", async () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), "catrl-infer-mp-"));
+    const data = writeData(dir, 2);
+    const out = path.join(dir, "run");
+    await run("node", inferArgs(data, out, ["--estimators", "mutual-predictability,single"]), {
+      env: { ...process.env, CATRL_THREADS: "1" },
+    });
+    for (const r of readJsonl(path.join(out, "results.jsonl"))) {
+      expect(Object.keys(r.estimators).sort()).toEqual(["mutual-predictability", "single"]);
+      const mp = r.estimators["mutual-predictability"];
+      const nll: number[] = mp.why.meanNll;
+      expect(nll).toHaveLength(4);
+      // The pick is the rollout the other three make most predictable.
+      expect(mp.index).toBe(nll.indexOf(Math.min(...nll)));
+      expect(mp.answer).toBe(r.rollouts[mp.index].answer);
+    }
+  });
+
   it("resumes after being killed, without repeating or losing finished prompts", async () => {
     const dir = mkdtempSync(path.join(os.tmpdir(), "catrl-infer-kill-"));
     const data = writeData(dir, 8);

@@ -3,6 +3,7 @@ import type { PromptRow } from "../data/prompt-rows.js";
 import type { Engine, Prompt, Rollout, Sampling } from "../engine/types.js";
 import { groupAnswers } from "./estimators/majority.js";
 import { minPplEstimator } from "./estimators/min-ppl.js";
+import { mutualPredictability } from "./estimators/mutual-predictability.js";
 import { selfBestOfN } from "./estimators/self-bon.js";
 import { singleEstimator } from "./estimators/single.js";
 import type { EstimatorOutput, EstimatorRollout } from "./estimators/types.js";
@@ -11,7 +12,16 @@ import { judgeItems, proposeRubrics, type RubricSettings, type Verdict } from ".
 import { type SynthesisResult, type SynthesisSettings, synthesizeBatch } from "./synthesize.js";
 import type { Task } from "./task.js";
 
-export const ESTIMATORS = ["synthesis", "single", "majority", "self-bon", "min-ppl"] as const;
+export const ESTIMATORS = [
+  "synthesis",
+  "single",
+  "majority",
+  "self-bon",
+  "min-ppl",
+  "mutual-predictability",
+] as const;
+/** The estimators run unless asked otherwise: mutual-predictability re-scores G contexts per prompt. */
+export const DEFAULT_ESTIMATORS = ["synthesis", "single", "majority", "self-bon", "min-ppl"] as const;
 export const EstimatorNameSchema = z.enum(ESTIMATORS);
 export type EstimatorName = z.infer<typeof EstimatorNameSchema>;
 
@@ -320,6 +330,20 @@ async function runEstimators(
         };
       }
     }
+  }
+  if (want.has("mutual-predictability")) {
+    const picks = await mutualPredictability(
+      engines.policy,
+      results.map((r, i) => ({
+        question: questionText(rows[i].prompt),
+        rollouts: estRollouts(r),
+        seed: rowSeed(s.seed, rows[i], s.G, 6),
+      })),
+      signal,
+    );
+    results.forEach((r, i) => {
+      r.estimators["mutual-predictability"] = record(picks[i]);
+    });
   }
   if (want.has("self-bon")) {
     const picks = await selfBestOfN(

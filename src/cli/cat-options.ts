@@ -2,7 +2,13 @@ import path from "node:path";
 import type { Command } from "commander";
 import { z } from "zod";
 import { MatchModeSchema } from "../cat/answers/match.js";
-import { type CatEngines, type CatSettings, ESTIMATORS, EstimatorNameSchema } from "../cat/pipeline.js";
+import {
+  type CatEngines,
+  type CatSettings,
+  DEFAULT_ESTIMATORS,
+  ESTIMATORS,
+  EstimatorNameSchema,
+} from "../cat/pipeline.js";
 import { JudgeModeSchema } from "../cat/rubric-rewards.js";
 import type { Task } from "../cat/task.js";
 import type { LlamaEngine } from "../engine/llama-engine.js";
@@ -67,7 +73,7 @@ export function parseCatArgs(raw: Record<string, unknown>): CatArgs {
 }
 
 export function parseEstimators(list: string | undefined): CatSettings["estimators"] {
-  if (!list) return [...ESTIMATORS];
+  if (!list) return [...DEFAULT_ESTIMATORS];
   return list.split(",").map((s) => {
     const r = EstimatorNameSchema.safeParse(s.trim());
     if (!r.success)

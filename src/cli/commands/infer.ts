@@ -36,7 +36,10 @@ export function register(program: Command): void {
     .option("--data <jsonl>", "prompts (question | problem | prompt | messages; gold from answer)")
     .option("--out <dir>", "run directory (re-running on it resumes)")
     .option("-G, --g <n>", "rollouts per prompt", "8")
-    .option("--estimators <list>", "comma list of synthesis,single,majority,self-bon,min-ppl (default: all)")
+    .option(
+      "--estimators <list>",
+      "comma list of synthesis,single,majority,self-bon,min-ppl,mutual-predictability (default: all but mutual-predictability)",
+    )
     .option("--batch-prompts <n>", "prompts processed together (a kill loses at most these)", "1")
     .option("--limit <n>", "only the first n rows");
   addCatOptions(cmd);
