@@ -104,6 +104,29 @@ describe.skipIf(!hasStories)("LlamaEngine on stories260K (real llama.cpp)", () =
     }
   });
 
+  it("scores prompts that share a long prefix the same whether the prefix is copied or re-evaluated", async () => {
+    const stem =
+      "Once upon a time, there was a little girl named Lily. She loved to play outside in the park with her friends. One day,";
+    const reqs = [" she saw", " a dog", " it rained", " her mom"].map((end) => ({
+      prompt: stem + end,
+      candidates: [" a", " the", " and"],
+    }));
+    const copy = await openLlamaEngine({ modelPath: STORIES, threads: 1, gpu: "cpu", prefixShare: "copy" });
+    const none = await openLlamaEngine({ modelPath: STORIES, threads: 1, gpu: "cpu", prefixShare: "none" });
+    try {
+      const a = await copy.nextTokenProbs(reqs);
+      const b = await none.nextTokenProbs(reqs);
+      for (let i = 0; i < reqs.length; i++) {
+        for (let j = 0; j < 3; j++) expect(Math.abs(a[i].probs[j] - b[i].probs[j])).toBeLessThan(2e-3);
+      }
+      // Different endings do change the next-token distribution (the copy did not leak one prompt's state).
+      expect(a[0].probs).not.toEqual(a[1].probs);
+    } finally {
+      await copy.dispose();
+      await none.dispose();
+    }
+  });
+
   it("stops at a stop string and at max tokens, and says which", async () => {
     const [[stopped], [capped]] = await engine.generate([
       {

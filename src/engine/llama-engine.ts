@@ -323,40 +323,59 @@ export class LlamaEngine implements Engine {
     }
   }
 
-  /**
-   * Returns, per job, the tokens its sequence still has to evaluate. With prefix sharing, the first
-   * sequence of a request evaluates the prompt (all but its last token) and the others load a copy of that
-   * KV state, so G rollouts cost one prompt evaluation instead of G.
-   */
+  /** Groups a wave's jobs by request: a request's G rollouts share their whole prompt. */
   private async preparePrefixes(
     wave: Job[],
     sequences: LlamaContextSequence[],
     tmp: string,
   ): Promise<number[][]> {
-    const inputs = wave.map((j) => j.promptTokens);
-    const mode = this.opts.prefixShare ?? "auto";
-    if (mode === "none") return inputs;
     const groups = new Map<number, number[]>();
     wave.forEach((j, k) => {
       const g = groups.get(j.requestIndex) ?? [];
       g.push(k);
       groups.set(j.requestIndex, g);
     });
+    const skip = await this.sharePrefixes(
+      sequences,
+      wave.map((j) => j.promptTokens),
+      [...groups.values()],
+      tmp,
+    );
+    return wave.map((j, k) => j.promptTokens.slice(skip[k]));
+  }
+
+  /**
+   * Prefix sharing: in each group, the first sequence evaluates the tokens all members share (all but the
+   * last, so every member still produces logits) and the others load a copy of that KV state, so the group
+   * pays for its common prefix once instead of once per member. Returns, per item, how many leading tokens
+   * are already in its sequence. Under `auto`, only prefixes of AUTO_PREFIX_COPY_MIN_TOKENS or more.
+   */
+  private async sharePrefixes(
+    sequences: LlamaContextSequence[],
+    tokens: number[][],
+    groups: number[][],
+    tmp: string,
+  ): Promise<number[]> {
+    const skip = tokens.map(() => 0);
+    const mode = this.opts.prefixShare ?? "auto";
+    if (mode === "none") return skip;
     await Promise.all(
-      [...groups.values()].map(async (ks) => {
-        const prompt = wave[ks[0]].promptTokens;
-        const worth = mode === "copy" || prompt.length >= AUTO_PREFIX_COPY_MIN_TOKENS;
-        if (ks.length < 2 || prompt.length < 2 || !worth) return;
-        const prefix = prompt.slice(0, -1);
+      groups.map(async (ks, g) => {
+        if (ks.length < 2) return;
+        const lcp = Math.min(
+          commonPrefixLength(ks.map((k) => tokens[k])),
+          ...ks.map((k) => tokens[k].length - 1),
+        );
+        if (lcp < 1 || (mode === "auto" && lcp < AUTO_PREFIX_COPY_MIN_TOKENS)) return;
         const first = sequences[ks[0]];
-        await first.evaluateWithoutGeneratingNewTokens(prefix as Token[]);
-        const file = path.join(tmp, `prefix-${wave[ks[0]].requestIndex}.bin`);
+        await first.evaluateWithoutGeneratingNewTokens(tokens[ks[0]].slice(0, lcp) as Token[]);
+        const file = path.join(tmp, `prefix-${g}.bin`);
         await first.saveStateToFile(file);
         for (const k of ks.slice(1)) await sequences[k].loadStateFromFile(file, { acceptRisk: true });
-        for (const k of ks) inputs[k] = prompt.slice(-1);
+        for (const k of ks) skip[k] = lcp;
       }),
     );
-    return inputs;
+    return skip;
   }
 
   private assertFits(promptTokens: number, maxTokens: number): void {
@@ -475,15 +494,27 @@ export class LlamaEngine implements Engine {
       for (const it of chunk) this.assertFits(it.prompt.length, it.targets.length);
       const context = await this.ensureContext(chunk.length, size);
       const sequences = chunk.map(() => context.getSequence());
+      const tmp = await mkdtemp(path.join(os.tmpdir(), "catrl-prefix-"));
       try {
+        // Judge prompts for one response differ only in their criterion: consecutive prompts with a long
+        // common prefix share its evaluation.
+        const skip = await this.sharePrefixes(
+          sequences,
+          chunk.map((it) => it.prompt),
+          groupConsecutiveByPrefix(
+            chunk.map((it) => it.prompt),
+            AUTO_PREFIX_COPY_MIN_TOKENS,
+          ),
+          tmp,
+        );
         await Promise.all(
           chunk.map(async (it, k) => {
             const s = it.sampling;
             const options = s
               ? { temperature: s.temperature, topK: s.topK, topP: s.topP, minP: s.minP }
               : { temperature: 0 };
-            const fed = [...it.prompt, ...it.targets.slice(0, -1).map((t) => t[0])];
-            const firstOut = it.prompt.length - 1;
+            const fed = [...it.prompt, ...it.targets.slice(0, -1).map((t) => t[0])].slice(skip[k]);
+            const firstOut = it.prompt.length - 1 - skip[k];
             const input = fed.map((tok, pos) =>
               pos >= firstOut ? ([tok, { generateNext: { probabilities: true, options } }] as const) : tok,
             );
@@ -496,6 +527,7 @@ export class LlamaEngine implements Engine {
         );
       } finally {
         for (const s of sequences) s.dispose();
+        await rm(tmp, { recursive: true, force: true });
       }
     }
     return results;
@@ -505,4 +537,22 @@ export class LlamaEngine implements Engine {
     await this.dropContext();
     if (this.ownsModel && !this.model.disposed) await this.model.dispose();
   }
+}
+
+function commonPrefixLength(lists: number[][]): number {
+  let n = 0;
+  const shortest = Math.min(...lists.map((l) => l.length));
+  while (n < shortest && lists.every((l) => l[n] === lists[0][n])) n++;
+  return n;
+}
+
+/** Runs of consecutive token lists that share at least `min` leading tokens with the run's first list. */
+export function groupConsecutiveByPrefix(lists: number[][], min: number): number[][] {
+  const groups: number[][] = [];
+  lists.forEach((l, k) => {
+    const g = groups[groups.length - 1];
+    if (g && commonPrefixLength([lists[g[0]], l]) >= min) g.push(k);
+    else groups.push([k]);
+  });
+  return groups;
 }
