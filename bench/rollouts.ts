@@ -10,7 +10,6 @@ import { defaultThreads } from "../src/util/threads.js";
 import { packageRoot } from "../src/util/version.js";
 import { BatchedBenchVariant, ensureBatchedBench } from "./rollouts/batched-bench.js";
 import { EngineVariant } from "./rollouts/engine-variant.js";
-import { LockstepVariant } from "./rollouts/lockstep-variant.js";
 import { machineInfo, modelInfo, versions } from "./rollouts/machine.js";
 import { NaiveVariant } from "./rollouts/naive-variant.js";
 import { benchPrompts } from "./rollouts/prompts.js";
@@ -33,7 +32,7 @@ export const RolloutBenchOptionsSchema = z.object({
   prompts: z.array(z.number().int().positive()).min(1).default([1, 4]),
   repeats: z.number().int().positive().default(2),
   variants: z
-    .array(z.enum(["engine", "naive", "llama.cpp", "lockstep"]))
+    .array(z.enum(["engine", "naive", "llama.cpp"]))
     .min(1)
     .default([...VARIANTS]),
   /** The naive loop is sequential, so its rate is measured on at most this many rollouts per case. */
@@ -101,11 +100,6 @@ export async function runRolloutBench(
           shareModel: engine?.engine.model,
         }),
       );
-    }
-    if (o.variants.includes("lockstep")) {
-      if (!engine)
-        throw new UserError("bench rollouts: the lockstep prototype runs beside the engine (add engine)");
-      variants.push(new LockstepVariant(engine.engine.model, o.threads));
     }
     if (o.variants.includes("llama.cpp")) {
       const bin = await ensureBatchedBench({ build: o.buildLlamaCpp });

@@ -52,14 +52,12 @@ describe.skipIf(!existsSync(STORIES))(
           repeats: 1,
           naiveMaxRollouts: 3,
           buildLlamaCpp: false,
-          variants: ["engine", "naive", "llama.cpp", "lockstep"],
+          variants: ["engine", "naive", "llama.cpp"],
           out,
         },
         (l) => lines.push(l),
       );
-      const variants = haveLlamaCpp
-        ? ["engine", "naive", "llama.cpp", "lockstep"]
-        : ["engine", "naive", "lockstep"];
+      const variants = haveLlamaCpp ? ["engine", "naive", "llama.cpp"] : ["engine", "naive"];
       expect(new Set(r.measurements.map((m) => m.variant))).toEqual(new Set(variants));
       expect(r.measurements.length).toBe(4 * variants.length);
       for (const m of r.measurements) {
@@ -84,7 +82,6 @@ describe.skipIf(!existsSync(STORIES))(
       for (const s of r.summary) {
         expect(s.ratios.engineOverNaive).toBeGreaterThan(0);
         if (haveLlamaCpp) expect(s.ratios.engineOverLlamaCppDecode).toBeGreaterThan(0);
-        if (haveLlamaCpp) expect(s.ratios.lockstepOverLlamaCpp).toBeGreaterThan(0);
       }
       expect(r.model.sha256).toMatch(/^[0-9a-f]{64}$/);
       expect(r.prompts[0].tokens).toBeGreaterThan(5);
@@ -96,7 +93,7 @@ describe.skipIf(!existsSync(STORIES))(
       expect(onDisk.threads).toBe(1);
 
       const table = formatTable(r.summary).split("\n");
-      expect(table[0]).toMatch(/engine tok\/s.*naive tok\/s.*eng\/naive.*lockstep tok\/s/);
+      expect(table[0]).toMatch(/engine tok\/s.*naive tok\/s.*eng\/naive/);
       expect(table.length).toBe(2 + r.summary.length);
       expect(lines.length).toBe(r.measurements.length);
     });

@@ -19,8 +19,6 @@ export type CaseSummary = {
     engineOverLlamaCpp: number | null;
     /** The engine's end-to-end tokens/s against llama-batched-bench's decode-only S_TG (the stricter one). */
     engineOverLlamaCppDecode: number | null;
-    /** The lockstep prototype against llama-batched-bench, end to end (when it ran). */
-    lockstepOverLlamaCpp: number | null;
   };
 };
 
@@ -36,7 +34,7 @@ export function summarize(ms: Measurement[]): CaseSummary[] {
   return keys.map((key) => {
     const [prompts, G] = key.split("x").map(Number);
     const variants: CaseSummary["variants"] = {};
-    for (const v of ["engine", "naive", "llama.cpp", "lockstep"] as const) {
+    for (const v of ["engine", "naive", "llama.cpp"] as const) {
       const own = ms.filter((m) => m.variant === v && m.prompts === prompts && m.G === G);
       if (own.length === 0) continue;
       const dec = own.map((m) => m.decodeTokensPerSec).filter((x): x is number => x != null);
@@ -58,7 +56,6 @@ export function summarize(ms: Measurement[]): CaseSummary[] {
         engineOverNaive: ratio(e?.tokensPerSec, variants.naive?.tokensPerSec),
         engineOverLlamaCpp: ratio(e?.tokensPerSec, variants["llama.cpp"]?.tokensPerSec),
         engineOverLlamaCppDecode: ratio(e?.tokensPerSec, variants["llama.cpp"]?.decodeTokensPerSec),
-        lockstepOverLlamaCpp: ratio(variants.lockstep?.tokensPerSec, variants["llama.cpp"]?.tokensPerSec),
       },
     };
   });
@@ -66,7 +63,6 @@ export function summarize(ms: Measurement[]): CaseSummary[] {
 
 export function formatTable(rows: CaseSummary[]): string {
   const f = (x: number | null | undefined, d = 1) => (x == null ? "-" : x.toFixed(d));
-  const lockstep = rows.some((r) => r.variants.lockstep);
   const head = [
     "prompts",
     "G",
@@ -80,7 +76,6 @@ export function formatTable(rows: CaseSummary[]): string {
     "eng/naive",
     "eng/llama.cpp",
     "eng/S_TG",
-    ...(lockstep ? ["lockstep tok/s", "lockstep/llama.cpp"] : []),
   ];
   const body = rows.map((r) => [
     String(r.prompts),
@@ -95,7 +90,6 @@ export function formatTable(rows: CaseSummary[]): string {
     f(r.ratios.engineOverNaive, 2),
     f(r.ratios.engineOverLlamaCpp, 2),
     f(r.ratios.engineOverLlamaCppDecode, 2),
-    ...(lockstep ? [f(r.variants.lockstep?.tokensPerSec), f(r.ratios.lockstepOverLlamaCpp, 2)] : []),
   ]);
   const widths = head.map((h, i) => Math.max(h.length, ...body.map((b) => b[i].length)));
   const line = (cells: string[]) => `| ${cells.map((c, i) => c.padStart(widths[i])).join(" | ")} |`;

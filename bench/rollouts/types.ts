@@ -1,7 +1,6 @@
 import type { Sampling } from "../../src/engine/types.js";
 
-/** `lockstep` is a prototype driver (bench/rollouts/lockstep-variant.ts), run only when asked for. */
-export type VariantName = "engine" | "naive" | "llama.cpp" | "lockstep";
+export type VariantName = "engine" | "naive" | "llama.cpp";
 export const VARIANTS: readonly VariantName[] = ["engine", "naive", "llama.cpp"];
 
 /** One batch of rollouts: `prompts` prompts times `G` rollouts each, every rollout up to `maxTokens`. */

@@ -43,8 +43,8 @@ const RolloutsCliSchema = z.object({
     .transform((s) => s.split(",").map((x) => x.trim()))
     .pipe(
       z.array(
-        z.enum(["engine", "naive", "llama.cpp", "lockstep"], {
-          message: "--variants: engine, naive, llama.cpp, lockstep",
+        z.enum(["engine", "naive", "llama.cpp"], {
+          message: "--variants: engine, naive, llama.cpp",
         }),
       ),
     ),
@@ -65,21 +65,12 @@ function registerRollouts(group: Command): void {
     .option("-G, --group-sizes <list>", "rollouts per prompt", "1,4,8,16")
     .option("--prompts <list>", "prompts per batch", "1,4")
     .option("--repeats <n>", "repeats of every case (the table shows medians)", "2")
-    .option(
-      "--variants <list>",
-      "which of engine,naive,llama.cpp to run (lockstep: a prototype batching driver, for comparison)",
-      "engine,naive,llama.cpp",
-    )
+    .option("--variants <list>", "which of engine,naive,llama.cpp to run", "engine,naive,llama.cpp")
     .option("--naive-max-rollouts <n>", "rollouts timed per case in the one-at-a-time loop", "8")
     .option("--no-build", "skip llama-batched-bench instead of building it when missing")
     .option("--out <file>", "JSON results (default bench/results/rollouts-<hostname>.json)")
     .action(async (raw: Record<string, unknown>) => {
-      const parsed = RolloutsCliSchema.safeParse(raw);
-      if (!parsed.success) {
-        const i = parsed.error.issues[0];
-        throw new UserError(`bench rollouts --${String(i.path[0] ?? "")}: ${i.message}`);
-      }
-      const o = parsed.data;
+      const o = parseBenchOptions(RolloutsCliSchema, raw, "rollouts");
       const { runRolloutBench, formatTable } = await import("../../../bench/rollouts.js");
       const r = await runRolloutBench({
         model: o.model,
@@ -135,13 +126,9 @@ function registerTrain(group: Command): void {
     .option("--grad-modes <list>", "gradient through frozen weights: transpose,outprod", "transpose,outprod")
     .option("--out <file>", "JSON results (default bench/results/train-<hostname>.json)")
     .action(async (raw: Record<string, unknown>) => {
-      const parsed = TrainCliSchema.safeParse(raw);
-      if (!parsed.success) {
-        const i = parsed.error.issues[0];
-        throw new UserError(`bench train --${String(i.path[0] ?? "")}: ${i.message}`);
-      }
+      const opts = parseBenchOptions(TrainCliSchema, raw, "train");
       const { runTrainBench, formatTrainTable } = await import("../../../bench/train.js");
-      const r = await runTrainBench(parsed.data);
+      const r = await runTrainBench(opts);
       process.stdout.write(
         `${r.model.path} (${r.model.arch}, ${r.model.weightType}, ${(r.model.bytes / 1e6).toFixed(0)} MB), LoRA r=${r.lora.rank}, ${r.threads} thread(s), ${r.batch.seqs} x (${r.batch.promptTokens}+${r.batch.completionTokens}) tokens\n`,
       );
@@ -171,14 +158,10 @@ function registerJudge(group: Command): void {
     .option("--pairs <n>", "(response, criterion) pairs", "64")
     .option("--repeats <n>", "repeats of each mode, interleaved (best reported)", "3")
     .action(async (raw: Record<string, unknown>) => {
-      const parsed = JudgeCliSchema.safeParse(raw);
-      if (!parsed.success) {
-        const i = parsed.error.issues[0];
-        throw new UserError(`bench judge --${String(i.path[0] ?? "")}: ${i.message}`);
-      }
+      const opts = parseBenchOptions(JudgeCliSchema, raw, "judge");
       const { benchJudge } = await import("../../../bench/judge.js");
       const { defaultThreads } = await import("../../util/threads.js");
-      await benchJudge({ ...parsed.data, threads: parsed.data.threads ?? defaultThreads() });
+      await benchJudge({ ...opts, threads: opts.threads ?? defaultThreads() });
     });
 }
 
@@ -202,13 +185,19 @@ function registerPrefixShare(group: Command): void {
     .option("--max-tokens <n>", "new tokens per rollout", "16")
     .option("--repeats <n>", "repeats of each variant, interleaved (best reported)", "2")
     .action(async (raw: Record<string, unknown>) => {
-      const parsed = PrefixCliSchema.safeParse(raw);
-      if (!parsed.success) {
-        const i = parsed.error.issues[0];
-        throw new UserError(`bench prefix-share --${String(i.path[0] ?? "")}: ${i.message}`);
-      }
+      const opts = parseBenchOptions(PrefixCliSchema, raw, "prefix-share");
       const { benchPrefixShare } = await import("../../../bench/prefix-share.js");
       const { defaultThreads } = await import("../../util/threads.js");
-      await benchPrefixShare({ ...parsed.data, threads: parsed.data.threads ?? defaultThreads() });
+      await benchPrefixShare({ ...opts, threads: opts.threads ?? defaultThreads() });
     });
+}
+
+/** A subcommand's options through its zod schema; a bad value is one line naming the option. */
+function parseBenchOptions<T extends z.ZodType>(schema: T, raw: unknown, name: string): z.output<T> {
+  const parsed = schema.safeParse(raw);
+  if (!parsed.success) {
+    const i = parsed.error.issues[0];
+    throw new UserError(`bench ${name} --${String(i.path[0] ?? "")}: ${i.message}`);
+  }
+  return parsed.data;
 }
