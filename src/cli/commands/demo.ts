@@ -6,7 +6,7 @@ import { fileURLToPath } from "node:url";
 import type { Command } from "commander";
 import { z } from "zod";
 import { MODEL_CACHE_DIR } from "../../engine/model-source.js";
-import { stories260KCandidates } from "../../modelgen/tokenizer.js";
+import { resolveTokenizerPath, stories260KCandidates } from "../../modelgen/tokenizer.js";
 import { UserError } from "../../util/errors.js";
 import { formatSeconds } from "../../util/progress.js";
 import { defaultThreads } from "../../util/threads.js";
@@ -159,7 +159,23 @@ async function findModel(explicit: string | undefined): Promise<Found> {
   const generated = path.join(packageRoot(), "models", "demo-tiny-f32.gguf");
   if (!existsSync(generated)) {
     say("no local model found: generating a tiny random-weight model (models/demo-tiny-f32.gguf)");
-    await catrl(["model", "make", "--preset", "tiny", "--type", "f32", "--seed", "1", "--out", generated]);
+    // stories260K's tokenizer is not here either: take llama's SentencePiece vocabulary from the llama.cpp
+    // source node-llama-cpp bundles (no chat template, so the demo runs its raw-text task).
+    const tokenizer = await resolveTokenizerPath({ kind: "llama.cpp-vocab", name: "llama-spm" });
+    await catrl([
+      "model",
+      "make",
+      "--preset",
+      "tiny",
+      "--type",
+      "f32",
+      "--seed",
+      "1",
+      "--tokenizer-from",
+      tokenizer,
+      "--out",
+      generated,
+    ]);
   }
   return { path: generated, how: "generated", noise: true };
 }
