@@ -6,7 +6,7 @@ import type { Task } from "../cat/task.js";
 import type { PromptRow } from "../data/prompt-rows.js";
 import type { LlamaEngine } from "../engine/llama-engine.js";
 import { appendLineDurable } from "../util/atomic-write.js";
-import { formatSeconds } from "../util/progress.js";
+import { formatSeconds, ProgressLine } from "../util/progress.js";
 import { groupAdvantages, meanStd } from "./advantages.js";
 import { promptsForStep } from "./prompt-schedule.js";
 import { type EvalRecord, RUN_FILES, type StepRecord } from "./records.js";
@@ -101,7 +101,22 @@ async function trainStep(ctx: LoopContext, s: LoopSettings, step: number): Promi
   // Distinct samples every step, even for a prompt seen before: the seed moves with the step.
   const cat: CatSettings = { ...ctx.cat, seed: ctx.cat.seed + step * 1_000_033, estimators: [], gSweep: [] };
   const tR = performance.now();
-  const results = await runCat(ctx.engines, ctx.task, rows, cat, { signal: ctx.signal });
+  // Within a step (minutes on real models): rollouts done and tokens/s.
+  const progress = new ProgressLine(`step ${step}/${s.steps} rollouts`);
+  const results = await runCat(ctx.engines, ctx.task, rows, cat, {
+    signal: ctx.signal,
+    onProgress: (p) => {
+      if (p.stage !== "rollouts") return;
+      const elapsedMs = performance.now() - tR;
+      progress.update({
+        done: p.done,
+        total: p.total,
+        elapsedMs,
+        rate: { value: ((p.tokens ?? 0) * 1000) / Math.max(1, elapsedMs), unit: "tok/s" },
+      });
+    },
+  });
+  progress.done();
   const catSecs = (performance.now() - tR) / 1000;
   const rewards = results.map((r) => r.rewards);
   const flat = rewards.flat().filter((x): x is number => x != null);

@@ -3,8 +3,9 @@
  * logs (CI, pipes) it prints at most every `logEveryMs` so a run's log stays readable.
  */
 export class ProgressLine {
-  private last = 0;
   private readonly tty = Boolean(process.stderr.isTTY);
+  // In logs the first line waits a full interval: work that ends sooner leaves no progress lines at all.
+  private last = this.tty ? 0 : Date.now();
   private drawn = false;
 
   constructor(
@@ -21,7 +22,7 @@ export class ProgressLine {
     if (this.opts.enabled === false) return;
     const now = Date.now();
     const every = this.tty ? 100 : (this.opts.logEveryMs ?? 5000);
-    if (now - this.last < every && fields.done < fields.total) return;
+    if (now - this.last < every && (fields.done < fields.total || !this.tty)) return;
     this.last = now;
     const line = formatProgress(this.label, fields);
     if (this.tty) {
