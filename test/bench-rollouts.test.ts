@@ -95,7 +95,8 @@ describe.skipIf(!existsSync(STORIES))(
       const table = formatTable(r.summary).split("\n");
       expect(table[0]).toMatch(/engine tok\/s.*naive tok\/s.*eng\/naive/);
       expect(table.length).toBe(2 + r.summary.length);
-      expect(lines.length).toBe(r.measurements.length);
+      // One progress line per measurement, besides notes (e.g. llama-batched-bench not built on this machine).
+      expect(lines.filter((l) => !l.startsWith("note: ")).length).toBe(r.measurements.length);
     });
   },
 );
