@@ -196,8 +196,8 @@ export class LlamaEngine implements Engine {
     });
     const jobs: Job[] = [];
     for (const [requestIndex, request] of resolved.entries()) {
-      const rendered = this.renderer.render(request.prompt, request.format);
-      const promptTokens = this.renderer.tokenize(request.prompt, request.format);
+      const rendered = this.renderer.prepare(request.prompt, request.format);
+      const promptTokens = rendered.tokens;
       const grammar = request.jsonSchema
         ? await this.llama.createGrammarForJsonSchema(request.jsonSchema as never)
         : undefined;

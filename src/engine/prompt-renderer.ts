@@ -57,12 +57,20 @@ export class PromptRenderer {
   }
 
   tokenize(prompt: Prompt, format: PromptFormat = "auto"): number[] {
-    const { text } = this.render(prompt, format);
+    return this.prepare(prompt, format).tokens;
+  }
+
+  /** Tokens and plain-text stop triggers from one rendering (generation needs both). */
+  prepare(prompt: Prompt, format: PromptFormat = "auto"): { tokens: number[]; stops: string[] } {
+    const { text, stops } = this.render(prompt, format);
     if (!this.useChat(format)) {
       const body = this.model.tokenize(text.toString(), false);
       const bos = this.model.tokens.bos;
-      return this.model.tokens.shouldPrependBosToken && bos != null ? [bos, ...body] : body;
+      return {
+        tokens: this.model.tokens.shouldPrependBosToken && bos != null ? [bos, ...body] : body,
+        stops,
+      };
     }
-    return text.tokenize(this.model.tokenizer);
+    return { tokens: text.tokenize(this.model.tokenizer), stops };
   }
 }
