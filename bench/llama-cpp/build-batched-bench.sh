@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Builds llama.cpp's llama-batched-bench from the source node-llama-cpp bundles, so the ceiling we compare
-# against runs exactly the llama.cpp release our engine links. Built once into a cache outside the repo;
-# prints the binary's path on the last line of stdout.
+# Builds a llama.cpp tool (default llama-batched-bench; `$0 llama-server` for the server) from the source
+# node-llama-cpp bundles, so what we compare against runs exactly the llama.cpp release our engine links.
+# Built once into a cache outside the repo; prints the binary's path on the last line of stdout.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
@@ -9,7 +9,8 @@ BUNDLE="$ROOT/node_modules/node-llama-cpp/llama/gitRelease.bundle"
 CACHE="${CATRL_CACHE:-$HOME/.cache/catrl}"
 SRC="$CACHE/llama.cpp"
 BUILD="$CACHE/llama.cpp-build"
-BIN="$BUILD/bin/llama-batched-bench"
+TARGET="${1:-llama-batched-bench}"
+BIN="$BUILD/bin/$TARGET"
 JOBS="${JOBS:-2}"
 
 if [[ -x "$BIN" ]]; then
@@ -31,7 +32,7 @@ if [[ ! -f "$SRC/CMakeLists.txt" ]]; then
 fi
 [[ -f "$SRC/CMakeLists.txt" ]] || { echo "no llama.cpp source at $SRC" >&2; exit 1; }
 cmake -S "$SRC" -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release \
-  -DLLAMA_CURL=OFF -DGGML_OPENMP=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_SERVER=OFF \
+  -DLLAMA_CURL=OFF -DGGML_OPENMP=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_SERVER=ON \
   -DGGML_NATIVE=ON >&2
-cmake --build "$BUILD" --target llama-batched-bench -j "$JOBS" >&2
+cmake --build "$BUILD" --target "$TARGET" -j "$JOBS" >&2
 echo "$BIN"
