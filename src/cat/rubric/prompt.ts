@@ -73,12 +73,13 @@ export const JUDGE_ALL_CANDIDATES: readonly string[] = [...JUDGE_ALTERNATES.yes,
  * P(yes) renormalised over yes+no from probabilities given in the order of `candidates` (default
  * `JUDGE_ALL_CANDIDATES`). Spellings that tokenize to the same first token would be counted twice, so
  * duplicate probabilities for an identical token id must be removed by the caller; here equal candidate
- * strings are summed once. Returns 0.5 when both are zero (no information).
+ * strings are summed once. Returns null when both are zero: no information, so the pair is unjudged
+ * (it once returned 0.5, which the default threshold counted as met).
  */
 export function pYesFrom(
   probs: readonly number[],
   candidates: readonly string[] = JUDGE_ALL_CANDIDATES,
-): number {
+): number | null {
   if (probs.length !== candidates.length) {
     throw new Error(`pYesFrom: ${probs.length} probabilities for ${candidates.length} candidates`);
   }
@@ -92,5 +93,5 @@ export function pYesFrom(
     if (word === "yes") yes += probs[i];
     else if (word === "no") no += probs[i];
   });
-  return yes + no > 0 ? yes / (yes + no) : 0.5;
+  return yes + no > 0 ? yes / (yes + no) : null;
 }
