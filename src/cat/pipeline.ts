@@ -1,6 +1,7 @@
 import { z } from "zod";
 import type { PromptRow } from "../data/prompt-rows.js";
 import type { Engine, Prompt, Rollout, Sampling } from "../engine/types.js";
+import { extractGoldAnswer } from "./answers/extract.js";
 import { groupAnswers } from "./estimators/majority.js";
 import { minPplEstimator } from "./estimators/min-ppl.js";
 import { mutualPredictability } from "./estimators/mutual-predictability.js";
@@ -153,7 +154,8 @@ export async function runCat(
     return {
       id: row.id,
       line: row.line,
-      ...(row.gold !== undefined ? { gold: row.gold } : {}),
+      // A worked gold solution (GSM8K's "... #### 72") is compared by its final answer, as responses are.
+      ...(row.gold !== undefined ? { gold: extractGoldAnswer(row.gold) } : {}),
       prompt_tokens: engines.policy.tokenizePrompt(row.prompt),
       rollouts: generated[i].map((r, k) => ({
         index: r.rolloutIndex,

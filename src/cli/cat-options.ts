@@ -30,7 +30,7 @@ export function addCatOptions(cmd: Command): Command {
       "frozen anchor that synthesizes references (default: the --model file, without adapter)",
     )
     .option("--judge <gguf>", "judge for rubric criteria (default: the anchor)")
-    .option("--task <task>", "math | freeform | path to an answer-extractor module", "math")
+    .option("--task <task>", "math | gsm8k | freeform | path to an answer-extractor module", "math")
     .option("--match <mode>", "answer matching for math: exact (the paper's) | math (symbolic)", "math")
     .option("--field <name>", "JSONL field holding the prompt (default: auto-detect)")
     .option("--anchor-sees-question", "show the anchor the question (the paper's anchor is question-blind)")

@@ -1,6 +1,7 @@
 import path from "node:path";
 import type { Command } from "commander";
 import { z } from "zod";
+import { extractGoldAnswer } from "../../cat/answers/extract.js";
 import { MatchModeSchema } from "../../cat/answers/match.js";
 import { createAnswerChecker } from "../../cat/answers/pool.js";
 import { readResults } from "../../cat/infer-run.js";
@@ -112,7 +113,8 @@ async function evalAnswers(
   const goldById = new Map<string, string>();
   for (const r of rows) {
     const p = toPromptRow(r.value, r.line);
-    if (!p.error && p.row.gold !== undefined) goldById.set(p.row.id, p.row.gold);
+    // Gold answers that are worked solutions (GSM8K's "... #### 72") go through extraction too.
+    if (!p.error && p.row.gold !== undefined) goldById.set(p.row.id, extractGoldAnswer(p.row.gold));
   }
   const scored = results.filter((r) => goldById.has(r.id));
   if (scored.length === 0)
