@@ -2,6 +2,7 @@ import { z } from "zod";
 import type { PromptRow } from "../data/prompt-rows.js";
 import type { Engine, Prompt, Rollout, Sampling } from "../engine/types.js";
 import { extractGoldAnswer } from "./answers/extract.js";
+import { stripThinking } from "./prompts/think.js";
 import { groupAnswers } from "./estimators/majority.js";
 import { minPplEstimator } from "./estimators/min-ppl.js";
 import { mutualPredictability } from "./estimators/mutual-predictability.js";
@@ -92,6 +93,11 @@ function rowSeed(base: number, row: PromptRow, G: number, salt: number): number 
   return base + salt * 1_000_003 + (row.line - 1) * G;
 }
 
+/** Tokens of the response itself, for length penalties: the end-of-generation token is not one. */
+function responseLength(ro: RolloutRecord): number {
+  return ro.tokens.length - (ro.finish_reason === "eog" ? 1 : 0);
+}
+
 function questionText(prompt: Prompt): string {
   return typeof prompt === "string" ? prompt : renderConversation(prompt);
 }
@@ -128,8 +134,10 @@ export async function runCat(
   opts.signal?.throwIfAborted();
   const t1 = performance.now();
 
+  // Answers come from the text the anchor reads (thinking stripped unless --keep-think).
+  const visible = (text: string) => (s.synthesis.stripThink ? stripThinking(text) : text);
   const answersOf = (rs: Rollout[]) =>
-    rs.map((r) => (task.kind === "verifiable" ? task.extract(r.text) : undefined));
+    rs.map((r) => (task.kind === "verifiable" ? task.extract(visible(r.text)) : undefined));
   const answers = generated.map(answersOf);
 
   // Synthesis over all G rollouts, plus over the first g for the accuracy-vs-G sweep.
@@ -249,7 +257,7 @@ async function rubricRewards(
     judgeable.map((i) => ({
       criteria: (results[i].rubric as { criteria: string[] }).criteria,
       responses: results[i].rollouts.map((ro) => ro.text),
-      responseTokens: results[i].rollouts.map((ro) => ro.tokens.length),
+      responseTokens: results[i].rollouts.map((ro) => responseLength(ro)),
       conversation: s.judgeSeesConversation ? rows[i].prompt : undefined,
     })),
     s.rubric,

@@ -78,7 +78,12 @@ export const RolloutSchema = z.object({
   requestIndex: z.number().int(),
   rolloutIndex: z.number().int(),
   seed: z.number().int(),
+  /** The completion as text: never includes the end-of-generation token. */
   text: z.string(),
+  /**
+   * Every sampled token. A rollout with `finishReason` "eog" ends with the end-of-generation token that
+   * stopped it (so training rewards or penalises the decision to stop); `text` leaves it out.
+   */
   tokens: z.array(z.number().int()),
   /** Tokens of the rendered prompt, as the model saw them. */
   promptTokens: z.number().int(),
