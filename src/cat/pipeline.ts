@@ -2,13 +2,13 @@ import { z } from "zod";
 import type { PromptRow } from "../data/prompt-rows.js";
 import type { Engine, Prompt, Rollout, Sampling } from "../engine/types.js";
 import { extractGoldAnswer } from "./answers/extract.js";
-import { stripThinking } from "./prompts/think.js";
 import { groupAnswers } from "./estimators/majority.js";
 import { minPplEstimator } from "./estimators/min-ppl.js";
 import { mutualPredictability } from "./estimators/mutual-predictability.js";
 import { selfBestOfN } from "./estimators/self-bon.js";
 import { singleEstimator } from "./estimators/single.js";
 import type { EstimatorOutput, EstimatorRollout } from "./estimators/types.js";
+import { stripThinking } from "./prompts/think.js";
 import { renderConversation } from "./rubric/prompt.js";
 import { judgeItems, proposeRubrics, type RubricSettings, type Verdict } from "./rubric-rewards.js";
 import { type SynthesisResult, type SynthesisSettings, synthesizeBatch } from "./synthesize.js";
@@ -217,7 +217,7 @@ async function verifiableRewards(
   for (const r of results) {
     // A reference without a final answer gives no signal: every rollout gets 0 and the record says why
     // (the group then has zero variance and is left out of the update).
-    if (!r.reference.ok) r.reward_note = "no reference (synthesis failed)";
+    if (!r.reference.ok) r.reward_note = `no reference (${r.reference.error ?? "synthesis failed"})`;
     else if (r.reference.answer == null) r.reward_note = "the reference has no final answer";
     r.rewards = r.rollouts.map((ro) => {
       const v = matches[k++] ? 1 : 0;
@@ -251,7 +251,8 @@ async function rubricRewards(
     if (rb.ok) judgeable.push(i);
     else results[i].reward_note = `rubric failed after ${rb.attempts} attempts: ${rb.error}`;
   });
-  for (const r of results) if (!r.reference.ok) r.reward_note = "no reference (synthesis failed)";
+  for (const r of results)
+    if (!r.reference.ok) r.reward_note = `no reference (${r.reference.error ?? "synthesis failed"})`;
   const judged = await judgeItems(
     engines.judge,
     judgeable.map((i) => ({

@@ -41,6 +41,10 @@ export function addCatOptions(cmd: Command): Command {
       "sampling preset of the anchor's syntheses and rubrics (default: by model family)",
     )
     .option("--synthesis-max-tokens <n>", "max new tokens of a synthesis (default: 2 x --max-tokens)")
+    .option(
+      "--accept-incomplete-references",
+      "use a synthesis cut off at the token limit or without its unified section as the reference (default: no reference for that group, reported)",
+    )
     .option("--judge-mode <mode>", "logprob (P(yes) vs P(no), one forward pass) | generate", "logprob")
     .option("--judge-sees-conversation", "show the judge the conversation, not only the response")
     .option(
@@ -58,6 +62,7 @@ export const CatArgsSchema = z.object({
   field: z.string().optional(),
   anchorSeesQuestion: z.boolean().optional(),
   keepThink: z.boolean().optional(),
+  acceptIncompleteReferences: z.boolean().optional(),
   think: z.boolean().optional(),
   synthesisMaxTokens: z.coerce.number().int().min(1).optional(),
   anchorPreset: z.string().optional(),
@@ -143,6 +148,9 @@ export function catSettings(
       noThink: args.think === false,
       maxTokens: args.synthesisMaxTokens ?? 2 * rt.maxTokens,
       sampling: anchorSampling,
+      // An anchor with a chat template can follow the synthesis format, so only a complete unified
+      // section is a reference; a raw model's continuation is its reference as it stands.
+      requireComplete: engines.anchor.info.hasChatTemplate && args.acceptIncompleteReferences !== true,
     },
     gSweep: task.kind === "verifiable" ? sweep : [],
     estimators: task.kind === "verifiable" ? estimators : estimators.filter((e) => e !== "majority"),

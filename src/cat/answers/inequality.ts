@@ -6,7 +6,7 @@
 // `(?![a-zA-Z])`: `\left` is not `\le`.
 const LESS = String.raw`<|\\leq?(?:slant)?(?![a-zA-Z])|≤`;
 const MORE = String.raw`>|\\geq?(?:slant)?(?![a-zA-Z])|≥`;
-const OP = new RegExp(String.raw`^(${LESS}|${MORE})`);
+const OP = new RegExp(`^(${LESS}|${MORE})`);
 const VAR = /^\s*[a-zA-Z]\s*$/;
 
 type Cmp = { less: boolean; strict: boolean };

@@ -115,6 +115,7 @@ export function register(program: Command): void {
       const t0 = performance.now();
       let finished = 0;
       let tokens = 0;
+      let noReference = 0;
       for (let i = 0; i < todo.length && !sig.interrupted(); i += args.batchPrompts) {
         const batch = todo.slice(i, i + args.batchPrompts);
         let results: PromptResult[];
@@ -147,6 +148,7 @@ export function register(program: Command): void {
         for (const r of results) {
           await appendResult(run.results, r);
           tokens += r.rollouts.reduce((s, ro) => s + ro.tokens.length, 0);
+          if (!r.reference.ok) noReference++;
         }
         finished += batch.length;
         progress.update({ done: finished, total: todo.length, elapsedMs: performance.now() - t0 });
@@ -155,7 +157,8 @@ export function register(program: Command): void {
       const secs = (performance.now() - t0) / 1000;
       process.stderr.write(
         `${finished} prompts x G=${args.g} in ${formatSeconds(secs * 1000)} (${((finished * args.g) / Math.max(secs, 1e-9)).toFixed(2)} rollouts/s); ` +
-          `results in ${run.results}${errors.length ? `; ${errors.length} bad rows in ${run.badRows}` : ""}\n`,
+          `results in ${run.results}${errors.length ? `; ${errors.length} bad rows in ${run.badRows}` : ""}` +
+          `${noReference ? `; ${noReference} prompts without a reference (see reference.error)` : ""}\n`,
       );
       if (sig.interrupted()) {
         process.stderr.write(
