@@ -1,6 +1,6 @@
 import { z } from "zod";
 import type { PromptRow } from "../data/prompt-rows.js";
-import type { Engine, Prompt, Rollout, Sampling } from "../engine/types.js";
+import type { Engine, Prompt, ReplyStart, Rollout, Sampling } from "../engine/types.js";
 import { extractGoldAnswer } from "./answers/extract.js";
 import { groupAnswers } from "./estimators/majority.js";
 import { minPplEstimator } from "./estimators/min-ppl.js";
@@ -38,6 +38,12 @@ export type CatSettings = {
   estimators: EstimatorName[];
   rubric: RubricSettings;
   judgeSeesConversation: boolean;
+  /**
+   * Rollouts answer without thinking: the reply starts after the template's closed, empty thinking block
+   * (Qwen 3's no-think form), so a thinking model cannot spend the whole token budget mid-thought. The
+   * recorded prompt tokens (what the trainer conditions on) include that block.
+   */
+  noThink?: boolean;
 };
 
 export type CatEngines = { policy: Engine; anchor: Engine; judge: Engine };
@@ -93,6 +99,10 @@ function rowSeed(base: number, row: PromptRow, G: number, salt: number): number 
   return base + salt * 1_000_003 + (row.line - 1) * G;
 }
 
+function rolloutReply(s: CatSettings): ReplyStart | undefined {
+  return s.noThink ? { closeThinking: true } : undefined;
+}
+
 /** Tokens of the response itself, for length penalties: the end-of-generation token is not one. */
 function responseLength(ro: RolloutRecord): number {
   return ro.tokens.length - (ro.finish_reason === "eog" ? 1 : 0);
@@ -124,6 +134,7 @@ export async function runCat(
       maxTokens: s.maxTokens,
       sampling: s.sampling,
       seed: rowSeed(s.seed, row, s.G, 0),
+      reply: rolloutReply(s),
     })),
     {
       signal: opts.signal,
@@ -164,7 +175,7 @@ export async function runCat(
       line: row.line,
       // A worked gold solution (GSM8K's "... #### 72") is compared by its final answer, as responses are.
       ...(row.gold !== undefined ? { gold: extractGoldAnswer(row.gold) } : {}),
-      prompt_tokens: engines.policy.tokenizePrompt(row.prompt),
+      prompt_tokens: engines.policy.tokenizePrompt(row.prompt, "auto", rolloutReply(s)),
       rollouts: generated[i].map((r, k) => ({
         index: r.rolloutIndex,
         seed: r.seed,

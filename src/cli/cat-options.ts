@@ -22,6 +22,18 @@ import { UserError } from "../util/errors.js";
 import { openEngineFromCli } from "./open-engine.js";
 import { parseOrExplain, type RuntimeOptions, resolveSampling } from "./options.js";
 
+/**
+ * The paper's new-token budgets when --max-tokens is not given: 1,536 for verifiable tasks (MATH-500) and
+ * 1,024 for free-form ones (HealthBench); a thinking model needs the room (or --no-think).
+ */
+export const PAPER_MAX_TOKENS = { verifiable: 1536, freeform: 1024 } as const;
+
+export const TASK_MAX_TOKENS_HELP = `${PAPER_MAX_TOKENS.verifiable} for verifiable tasks, ${PAPER_MAX_TOKENS.freeform} for freeform (the paper's)`;
+
+export function paperMaxTokens(task: string): number {
+  return task === "freeform" ? PAPER_MAX_TOKENS.freeform : PAPER_MAX_TOKENS.verifiable;
+}
+
 /** Options shared by `catrl infer` and `catrl train`: the CaT half (anchor, synthesis, rewards, judge). */
 export function addCatOptions(cmd: Command): Command {
   return cmd
@@ -35,7 +47,10 @@ export function addCatOptions(cmd: Command): Command {
     .option("--field <name>", "JSONL field holding the prompt (default: auto-detect)")
     .option("--anchor-sees-question", "show the anchor the question (the paper's anchor is question-blind)")
     .option("--keep-think", "keep <think> blocks in rollouts shown to the anchor")
-    .option("--no-think", "append Qwen3's /no_think to the anchor's prompt")
+    .option(
+      "--no-think",
+      "no thinking: rollouts start after the template's closed thinking block, and the anchor's prompt gets Qwen3's /no_think",
+    )
     .option(
       "--anchor-preset <name>",
       "sampling preset of the anchor's syntheses and rubrics (default: by model family)",
@@ -165,5 +180,6 @@ export function catSettings(
         : undefined,
     },
     judgeSeesConversation: args.judgeSeesConversation === true,
+    noThink: args.think === false,
   };
 }

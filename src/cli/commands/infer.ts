@@ -12,7 +12,15 @@ import { hostInfo, modelRecords, versions } from "../../run/provenance.js";
 import { appendLineDurable } from "../../util/atomic-write.js";
 import { UserError } from "../../util/errors.js";
 import { formatSeconds, ProgressLine } from "../../util/progress.js";
-import { addCatOptions, catSettings, openCatEngines, parseCatArgs, parseEstimators } from "../cat-options.js";
+import {
+  addCatOptions,
+  catSettings,
+  openCatEngines,
+  paperMaxTokens,
+  parseCatArgs,
+  parseEstimators,
+  TASK_MAX_TOKENS_HELP,
+} from "../cat-options.js";
 import { abortOnSigint } from "../open-engine.js";
 import { addRuntimeOptions, addSamplingOptions, parseOrExplain, parseRuntimeOptions } from "../options.js";
 
@@ -43,12 +51,12 @@ export function register(program: Command): void {
     .option("--batch-prompts <n>", "prompts processed together (a kill loses at most these)", "1")
     .option("--limit <n>", "only the first n rows");
   addCatOptions(cmd);
-  addRuntimeOptions(cmd);
+  addRuntimeOptions(cmd, { description: TASK_MAX_TOKENS_HELP });
   addSamplingOptions(cmd);
   cmd.action(async (raw: Record<string, unknown>) => {
     const args = parseOrExplain(InferArgsSchema, raw);
     const cat = parseCatArgs(raw);
-    const rt = parseRuntimeOptions(raw);
+    const rt = parseRuntimeOptions(raw, paperMaxTokens(cat.task));
     const verbose = program.opts().verbose === true;
 
     const { rows: allRows, errors } = await readPromptRows(args.data, { field: cat.field });
