@@ -285,6 +285,36 @@ async function rubricRewards(
   });
 }
 
+/** The sampling is the raw model: temperature 1, no filters, no penalty. */
+function isRawSampling(s: Sampling): boolean {
+  return s.temperature === 1 && s.topK === 0 && s.topP === 1 && s.minP === 0 && !s.repeatPenalty;
+}
+
+/**
+ * Each rollout's log-probs under the policy itself (a teacher-forced pass over its tokens), which is
+ * what perplexity means; the recorded ones are the sampler's, which differ under a preset (~0.1 nats a
+ * token under Qwen 3's). With raw sampling they are the same, and no pass is spent.
+ */
+async function ownLogprobs(
+  policy: Engine,
+  row: PromptRow,
+  r: PromptResult,
+  s: CatSettings,
+  signal?: AbortSignal,
+): Promise<number[][]> {
+  if (isRawSampling(s.sampling)) return r.rollouts.map((ro) => ro.logprobs);
+  const scorable = r.rollouts.flatMap((ro, k) => (ro.tokens.length > 0 ? [k] : []));
+  const scored = await policy.score(
+    scorable.map((k) => ({ prompt: row.prompt, continuation: r.rollouts[k].tokens, reply: rolloutReply(s) })),
+    { signal },
+  );
+  const out: number[][] = r.rollouts.map(() => []);
+  scorable.forEach((k, j) => {
+    out[k] = scored[j].logprobs;
+  });
+  return out;
+}
+
 async function runEstimators(
   engines: CatEngines,
   task: Task,
@@ -315,7 +345,12 @@ async function runEstimators(
       };
     }
     if (want.has("single")) r.estimators.single = record(await singleEstimator().estimate(input));
-    if (want.has("min-ppl")) r.estimators["min-ppl"] = record(await minPplEstimator().estimate(input));
+    if (want.has("min-ppl")) {
+      // Ranked by the model's own log-probs, not the sampler's (temperature and filters reshape those).
+      const own = await ownLogprobs(engines.policy, rows[i], r, s, signal);
+      const rollouts = input.rollouts.map((x, k) => ({ ...x, logprobs: own[k] }));
+      r.estimators["min-ppl"] = record(await minPplEstimator().estimate({ rollouts }));
+    }
     if (want.has("majority") && matcher) {
       const groups = await groupAnswers(
         input.rollouts.map((x) => x.answer),

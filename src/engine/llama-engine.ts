@@ -437,7 +437,7 @@ export class LlamaEngine implements Engine {
   async score(requests: ScoreRequest[], options: { signal?: AbortSignal } = {}): Promise<ScoreResult[]> {
     const items = requests.map((r) => {
       const q = ScoreRequestSchema.parse(r);
-      const prompt = this.renderer.tokenize(q.prompt, q.format);
+      const prompt = this.renderer.tokenize(q.prompt, q.format, q.reply);
       const cont: number[] =
         typeof q.continuation === "string" ? this.continuationTokens(q.continuation) : q.continuation;
       return { prompt, cont, sampling: q.sampling };

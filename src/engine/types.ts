@@ -109,6 +109,8 @@ export const ScoreRequestSchema = z.object({
   /** Re-score under this sampling distribution; omitted means the raw model (temperature 1, no filters). */
   sampling: SamplingSchema.optional(),
   format: z.enum(["auto", "chat", "raw"]).default("auto"),
+  /** How the reply began when the continuation was generated (see `ReplyStart`). */
+  reply: ReplyStartSchema.optional(),
 });
 export type ScoreRequest = z.input<typeof ScoreRequestSchema>;
 
