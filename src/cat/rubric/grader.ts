@@ -1,6 +1,6 @@
 import type { ChatTurn, Prompt, ReplyStart } from "../../engine/types.js";
 import { parseVerdict } from "./parse.js";
-import { buildJudgePrompt, JUDGE_ALTERNATES, JUDGE_PROMPT_ID } from "./prompt.js";
+import { buildJudgePrompt, JUDGE_ALTERNATES, JUDGE_PROMPT_ID, pYesBySide } from "./prompt.js";
 
 /** One (response, criterion) pair as a grader sees it. */
 export type GraderPair = {
@@ -51,17 +51,5 @@ export function graderCandidates(g: Grader): string[] {
  */
 export function pYesOf(probs: readonly number[], g: Grader): number | null {
   const yesN = g.alternates.yes.length;
-  if (probs.length !== yesN + g.alternates.no.length) {
-    throw new Error(`pYesOf: ${probs.length} probabilities for ${yesN + g.alternates.no.length} candidates`);
-  }
-  const seen = new Set<string>();
-  let yes = 0;
-  let no = 0;
-  graderCandidates(g).forEach((c, i) => {
-    if (seen.has(c)) return;
-    seen.add(c);
-    if (i < yesN) yes += probs[i];
-    else no += probs[i];
-  });
-  return yes + no > 0 ? yes / (yes + no) : null;
+  return pYesBySide(probs, graderCandidates(g), (_, i) => (i < yesN ? "yes" : "no"));
 }

@@ -80,6 +80,21 @@ export function pYesFrom(
   probs: readonly number[],
   candidates: readonly string[] = JUDGE_ALL_CANDIDATES,
 ): number | null {
+  return pYesBySide(probs, candidates, (c) => {
+    const word = c.trim().toLowerCase();
+    return word === "yes" ? "yes" : word === "no" ? "no" : null;
+  });
+}
+
+/**
+ * P(yes) over yes + no, each candidate's probability counted on its side (`side` of the candidate and
+ * its index; null: neither); a candidate string repeated in the list counts once. Null without mass.
+ */
+export function pYesBySide(
+  probs: readonly number[],
+  candidates: readonly string[],
+  side: (candidate: string, index: number) => "yes" | "no" | null,
+): number | null {
   if (probs.length !== candidates.length) {
     throw new Error(`pYesFrom: ${probs.length} probabilities for ${candidates.length} candidates`);
   }
@@ -89,9 +104,9 @@ export function pYesFrom(
   candidates.forEach((c, i) => {
     if (seen.has(c)) return;
     seen.add(c);
-    const word = c.trim().toLowerCase();
-    if (word === "yes") yes += probs[i];
-    else if (word === "no") no += probs[i];
+    const v = side(c, i);
+    if (v === "yes") yes += probs[i];
+    else if (v === "no") no += probs[i];
   });
   return yes + no > 0 ? yes / (yes + no) : null;
 }
