@@ -132,7 +132,7 @@ describe.skipIf(!hasStories)("catrl train on stories260K (real llama.cpp + nativ
     writeFileSync(path.join(dir, "run.json"), JSON.stringify({ kind: "catrl-infer", config: {} }));
     const r = await run("node", [CLI, "train", "--resume", dir], { env }).catch((e) => e);
     expect(r.code).not.toBe(0);
-    expect(r.stderr).toMatch(/not a catrl training run or corrupt/);
+    expect(r.stderr).toMatch(/holds a `catrl infer` run, not a catrl training run/);
     const empty = mkdtempSync(path.join(os.tmpdir(), "catrl-empty-"));
     const r2 = await run("node", [CLI, "train", "--resume", empty], { env }).catch((e) => e);
     expect(r2.stderr).toMatch(/not a catrl training run \(no run\.json\)/);
