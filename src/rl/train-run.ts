@@ -2,6 +2,7 @@ import { existsSync } from "node:fs";
 import { mkdir, readdir, readFile, rm } from "node:fs/promises";
 import path from "node:path";
 import { z } from "zod";
+import { commandOfKind, RunKindSchema } from "../run/run-kind.js";
 import { TMP_FILE, writeFileAtomic } from "../util/atomic-write.js";
 import { UserError } from "../util/errors.js";
 import { readJsonFile } from "../util/json-file.js";
@@ -50,7 +51,7 @@ export async function readRunForResume(
   const kind = (await readJsonFile(runFile, RunKindSchema, "a catrl run's run.json")).kind;
   if (kind !== "catrl-train")
     throw new UserError(
-      `${dir}: holds a \`catrl ${String(kind).replace(/^catrl-/, "")}\` run, not a catrl training run; \`--resume\` continues training runs only`,
+      `${dir}: holds a \`${commandOfKind(kind)}\` run, not a catrl training run; \`--resume\` continues training runs only`,
     );
   const manifest = await readJsonFile(runFile, RunManifestSchema, "a catrl training run");
   const stateFile = path.join(dir, STATE_FILE);
@@ -66,9 +67,6 @@ export async function readRunForResume(
   if (!options) throw new UserError(`${runFile}: has no config.options to resume from`);
   return { options, state };
 }
-
-/** Just enough of any catrl run.json to say which command wrote it. */
-export const RunKindSchema = z.looseObject({ kind: z.unknown() });
 
 /** A fresh run may not overwrite another run's files. */
 export function refuseExistingRun(dir: string): void {
