@@ -1,5 +1,5 @@
 import { execFile } from "node:child_process";
-import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { promisify } from "node:util";
@@ -67,8 +67,12 @@ describe("catrl infer: changed data, unusable rows, foreign directories", () => 
     expect(results[0].row_sha256).not.toBe(results[1].row_sha256);
     const created = JSON.parse(readFileSync(path.join(out, "run.json"), "utf8")).created;
 
-    // Unchanged: a resume with nothing to do, and run.json keeps the date the run began.
+    // Unchanged: a resume with nothing to do, and run.json keeps the date the run began; temporaries a
+    // kill left are removed.
+    const tmps = ["run.json.tmp-99999", "bad-rows.jsonl.tmp-12"].map((f) => path.join(out, f));
+    for (const f of tmps) writeFileSync(f, "{");
     const again = await catrl(inferArgs(data, out));
+    for (const f of tmps) expect(existsSync(f), f).toBe(false);
     expect(again.stderr).toMatch(/2 prompts already done, 0 to go/);
     expect(JSON.parse(readFileSync(path.join(out, "run.json"), "utf8")).created).toBe(created);
 

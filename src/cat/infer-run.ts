@@ -1,11 +1,11 @@
 import { createHash } from "node:crypto";
 import { existsSync } from "node:fs";
-import { mkdir, readFile, truncate } from "node:fs/promises";
+import { mkdir, readdir, readFile, rm, truncate } from "node:fs/promises";
 import path from "node:path";
 import { z } from "zod";
 import type { PromptRow } from "../data/prompt-rows.js";
 import { commandOfKind, RunKindSchema } from "../run/run-kind.js";
-import { appendLineDurable, writeFileAtomic } from "../util/atomic-write.js";
+import { appendLineDurable, TMP_FILE, writeFileAtomic } from "../util/atomic-write.js";
 import { UserError } from "../util/errors.js";
 import { readJsonFile } from "../util/json-file.js";
 import type { PromptResult } from "./pipeline.js";
@@ -59,6 +59,8 @@ export async function openInferRun(
     }
     // A resume is the same run: it keeps the date the run began.
     created = old.created;
+    // Temporaries of writes a kill interrupted (`run.json.tmp-PID`).
+    for (const f of await readdir(dir)) if (TMP_FILE.test(f)) await rm(path.join(dir, f), { force: true });
   }
   await mkdir(dir, { recursive: true });
   await writeFileAtomic(runFile, `${JSON.stringify({ ...manifest, created }, null, 2)}\n`);
