@@ -7,6 +7,8 @@ import { beforeAll, describe, expect, it } from "vitest";
 import { CLI, REPO_ROOT, readJsonlFile, SHIPPED_STORIES } from "./helpers/shared.js";
 
 const exec = promisify(execFile);
+// Each case is seconds; the budget is for a machine loaded many times over (CI must not flake).
+const BUDGET_MS = 300_000;
 const TASK = path.join(REPO_ROOT, "examples/first-word-task.mjs");
 
 async function catrl(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
@@ -43,7 +45,7 @@ const writeRows = (file: string, rows: object[]) =>
   writeFileSync(file, `${rows.map((r) => JSON.stringify(r)).join("\n")}\n`);
 
 /** Bad input around `catrl infer`, on the model shipped in models/ (G=2, 6 tokens: about a second a run). */
-describe("catrl infer: changed data, unusable rows, foreign directories", () => {
+describe("catrl infer: changed data, unusable rows, foreign directories", { timeout: BUDGET_MS }, () => {
   let dir: string;
   let data: string;
   let out: string;
@@ -57,7 +59,7 @@ describe("catrl infer: changed data, unusable rows, foreign directories", () => 
     ]);
     out = path.join(dir, "run");
     first = await catrl(inferArgs(data, out));
-  });
+  }, BUDGET_MS);
 
   it("keys finished prompts by their row's content, and refuses rows changed under the same id", async () => {
     expect(first.code, first.stderr).toBe(0);

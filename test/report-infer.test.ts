@@ -9,6 +9,8 @@ import { CLI, REPO_ROOT, readJsonlFile, SHIPPED_STORIES } from "./helpers/shared
 import { chromium, haveChromium, inCI } from "./report-helpers.js";
 
 const exec = promisify(execFile);
+// Each case is seconds; the budget is for a machine loaded many times over (CI must not flake).
+const BUDGET_MS = 300_000;
 const TASK = path.join(REPO_ROOT, "examples/first-word-task.mjs");
 
 async function catrl(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
@@ -24,7 +26,7 @@ async function catrl(args: string[]): Promise<{ code: number; stdout: string; st
 }
 
 /** `catrl report` on a `catrl infer` directory (the shipped model, 3 prompts x G=4, 6 tokens). */
-describe("catrl report on an infer run", () => {
+describe("catrl report on an infer run", { timeout: BUDGET_MS }, () => {
   let dir: string;
   let data: string;
   let out: string;
@@ -53,7 +55,7 @@ describe("catrl report on an infer run", () => {
       out,
     ]);
     expect(r.code, r.stderr).toBe(0);
-  });
+  }, BUDGET_MS);
 
   it("without eval.json: agreement per estimator and vs G, the reward distribution, and says it is agreement", async () => {
     const r = await catrl(["report", out]);

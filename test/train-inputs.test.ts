@@ -15,6 +15,8 @@ import { beforeAll, describe, expect, it } from "vitest";
 import { CLI, REPO_ROOT, readJsonlFile, SHIPPED_STORIES } from "./helpers/shared.js";
 
 const exec = promisify(execFile);
+// Each case is seconds; the budget is for a machine loaded many times over (CI must not flake).
+const BUDGET_MS = 300_000;
 const TASK = path.join(REPO_ROOT, "examples/first-word-task.mjs");
 
 async function catrl(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
@@ -77,7 +79,9 @@ const trainArgs = (data: string, out: string, extra: string[] = []) => [
  * Bad input and faults around `catrl train`, on the model shipped in models/ (1-step runs of 5 prompts x
  * G=2, a few seconds each).
  */
-describe("catrl train: inputs checked before step 1, files it leaves, errors it gives", () => {
+describe("catrl train: inputs checked before step 1, files it leaves, errors it gives", {
+  timeout: BUDGET_MS,
+}, () => {
   let dir: string;
   let data: string;
   let done: string;
@@ -88,7 +92,7 @@ describe("catrl train: inputs checked before step 1, files it leaves, errors it 
     done = path.join(dir, "done");
     const r = await catrl(trainArgs(data, done));
     expect(r.code, r.stderr).toBe(0);
-  });
+  }, BUDGET_MS);
 
   it("reports a prompt too long for the context before step 1, never draws it, and again on resume", async () => {
     const withLong = path.join(dir, "with-long.jsonl");
@@ -191,6 +195,15 @@ describe("catrl train: inputs checked before step 1, files it leaves, errors it 
     expect(r.code).not.toBe(0);
     expect(lastLine(r.stderr)).toBe(
       `catrl: ${path.join(out, "steps.jsonl")}: cannot write (ENOSPC: no space left on device)`,
+    );
+    // The same for the trainer checkpoint: its state file is the link.
+    const out2 = path.join(dir, "full-checkpoint");
+    mkdirSync(path.join(out2, "checkpoints", "step-000001"), { recursive: true });
+    symlinkSync("/dev/full", path.join(out2, "checkpoints", "step-000001", "state.bin.tmp"));
+    const r2 = await catrl(trainArgs(data, out2));
+    expect(r2.code).not.toBe(0);
+    expect(lastLine(r2.stderr)).toBe(
+      `catrl: ${path.join(out2, "checkpoints", "step-000001")}: cannot write (ENOSPC: no space left on device)`,
     );
   });
 
