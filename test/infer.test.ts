@@ -3,7 +3,7 @@ import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { promisify } from "node:util";
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import { CLI, hasStories, noStoriesReason, REPO_ROOT, readJsonlFile, STORIES } from "./helpers/shared.js";
 
 const run = promisify(execFile);
@@ -28,8 +28,11 @@ function writeData(dir: string, n: number, bad = false): string {
 }
 
 const readJsonl = readJsonlFile;
+// The kill case: 5 prompts of up to 64 tokens (was 8 of 200: ~104 s on a loaded machine).
 const KILL_ROWS = 5;
 const KILL_MAX_TOKENS = "64";
+// An explicit budget for this file's cases, far above their time on a loaded 2-core machine.
+vi.setConfig({ testTimeout: 300_000 });
 
 const inferArgs = (data: string, out: string, extra: string[] = []) => [
   CLI,
@@ -123,7 +126,6 @@ describe.skipIf(!hasStories)("catrl infer on stories260K with a custom task (rea
     }
   });
 
-  // 5 prompts of up to 64 tokens (was 8 of 200: ~104 s on a loaded machine), and a budget of its own.
   it("resumes after being killed, without repeating or losing finished prompts", async () => {
     const dir = mkdtempSync(path.join(os.tmpdir(), "catrl-infer-kill-"));
     const data = writeData(dir, KILL_ROWS);
@@ -166,7 +168,7 @@ describe.skipIf(!hasStories)("catrl infer on stories260K with a custom task (rea
     expect(after.map((r) => r.id)).toEqual(Array.from({ length: KILL_ROWS }, (_, i) => `p${i}`));
     // The prompts finished before the kill are kept as they were.
     expect(after.slice(0, before.length)).toEqual(before);
-  }, 300_000);
+  });
 
   it("refuses a directory that holds a run with other settings", async () => {
     const dir = mkdtempSync(path.join(os.tmpdir(), "catrl-infer-foreign-"));

@@ -4,7 +4,7 @@ import os from "node:os";
 import path from "node:path";
 import { pathToFileURL } from "node:url";
 import { promisify } from "node:util";
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import { trainerAvailability } from "../src/rl/trainer/index.js";
 import { CLI, hasStories, noStoriesReason, REPO_ROOT, readJsonlFile, STORIES } from "./helpers/shared.js";
 import { chromium, haveChromium, inCI } from "./report-helpers.js";
@@ -18,7 +18,8 @@ const env = { ...process.env, CATRL_THREADS: "1" };
 // the case stays well inside its budget on a loaded machine (14 steps took 112 s of a 120 s timeout).
 const STEPS = 10;
 const EVAL_EVERY = 5;
-const BUDGET_MS = 300_000;
+// An explicit budget for this file's cases, far above their time on a loaded 2-core machine.
+vi.setConfig({ testTimeout: 300_000 });
 
 const readJsonl = readJsonlFile;
 
@@ -33,117 +34,112 @@ describe.skipIf(!hasStories)("catrl train on stories260K (real llama.cpp + nativ
     expect(a.ok, a.ok ? "" : a.reason).toBe(true);
   });
 
-  it(
-    "raises the mean reward, survives a SIGKILL with --resume, and renders its report",
-    async () => {
-      const dir = mkdtempSync(path.join(os.tmpdir(), "catrl-train-"));
-      const data = path.join(dir, "prompts.jsonl");
-      const prompts = [
-        "Once upon a time, there was a little girl named Lily.",
-        "Tom and his dog went to the park.",
-        "The sun was shining and the birds were singing.",
-        "One day, a little boy found a big red ball.",
-        "Sara had a new doll.",
-        "The cat sat on the mat.",
-      ];
-      writeFileSync(data, prompts.map((p, i) => JSON.stringify({ id: `q${i}`, prompt: p })).join("\n"));
-      const out = path.join(dir, "run");
-      // Part of the settings from a config file (same keys as the flags), part from flags.
-      const config = path.join(dir, "train.json");
-      writeFileSync(
-        config,
-        JSON.stringify({ loraRank: 8, lr: 3e-3, promptsPerStep: 4, g: 8, anchorPreset: "greedy" }),
-      );
-      const args = [
-        CLI,
-        "train",
-        "--model",
-        STORIES,
-        "--data",
-        data,
-        "--task",
-        TASK,
-        "--out",
-        out,
-        "--config",
-        config,
-      ].concat([
-        "--steps",
-        String(STEPS),
-        "--max-tokens",
-        "8",
-        "--eval-every",
-        String(EVAL_EVERY),
-        "--seed",
-        "3",
-      ]);
+  it("raises the mean reward, survives a SIGKILL with --resume, and renders its report", async () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), "catrl-train-"));
+    const data = path.join(dir, "prompts.jsonl");
+    const prompts = [
+      "Once upon a time, there was a little girl named Lily.",
+      "Tom and his dog went to the park.",
+      "The sun was shining and the birds were singing.",
+      "One day, a little boy found a big red ball.",
+      "Sara had a new doll.",
+      "The cat sat on the mat.",
+    ];
+    writeFileSync(data, prompts.map((p, i) => JSON.stringify({ id: `q${i}`, prompt: p })).join("\n"));
+    const out = path.join(dir, "run");
+    // Part of the settings from a config file (same keys as the flags), part from flags.
+    const config = path.join(dir, "train.json");
+    writeFileSync(
+      config,
+      JSON.stringify({ loraRank: 8, lr: 3e-3, promptsPerStep: 4, g: 8, anchorPreset: "greedy" }),
+    );
+    const args = [
+      CLI,
+      "train",
+      "--model",
+      STORIES,
+      "--data",
+      data,
+      "--task",
+      TASK,
+      "--out",
+      out,
+      "--config",
+      config,
+    ].concat([
+      "--steps",
+      String(STEPS),
+      "--max-tokens",
+      "8",
+      "--eval-every",
+      String(EVAL_EVERY),
+      "--seed",
+      "3",
+    ]);
 
-      const child = spawn("node", args, { env });
-      let stderr = "";
-      child.stderr.on("data", (d) => {
-        stderr += d;
-      });
-      const exited = new Promise<number | null>((res) => child.on("close", res));
-      const stepsFile = path.join(out, "steps.jsonl");
-      await new Promise<void>((res, rej) => {
-        const t = setInterval(() => {
-          if (existsSync(stepsFile) && readJsonl(stepsFile).length >= 4) {
-            clearInterval(t);
-            res();
-          }
-        }, 25);
-        child.on("close", () => {
+    const child = spawn("node", args, { env });
+    let stderr = "";
+    child.stderr.on("data", (d) => {
+      stderr += d;
+    });
+    const exited = new Promise<number | null>((res) => child.on("close", res));
+    const stepsFile = path.join(out, "steps.jsonl");
+    await new Promise<void>((res, rej) => {
+      const t = setInterval(() => {
+        if (existsSync(stepsFile) && readJsonl(stepsFile).length >= 4) {
           clearInterval(t);
-          rej(new Error(`train exited before step 4:\n${stderr}`));
-        });
+          res();
+        }
+      }, 25);
+      child.on("close", () => {
+        clearInterval(t);
+        rej(new Error(`train exited before step 4:\n${stderr}`));
       });
-      child.kill("SIGKILL");
-      await exited;
-      const beforeKill = readJsonl(stepsFile).length;
-      expect(beforeKill).toBeGreaterThanOrEqual(4);
-      expect(beforeKill).toBeLessThan(STEPS);
+    });
+    child.kill("SIGKILL");
+    await exited;
+    const beforeKill = readJsonl(stepsFile).length;
+    expect(beforeKill).toBeGreaterThanOrEqual(4);
+    expect(beforeKill).toBeLessThan(STEPS);
 
-      const resumed = await run("node", [CLI, "train", "--resume", out], { env });
-      expect(resumed.stderr).toMatch(/resuming .* after step \d+/);
+    const resumed = await run("node", [CLI, "train", "--resume", out], { env });
+    expect(resumed.stderr).toMatch(/resuming .* after step \d+/);
 
-      const steps = readJsonl(stepsFile);
-      // Every step exactly once, in order: nothing lost or repeated by the kill.
-      expect(steps.map((s) => s.step)).toEqual(Array.from({ length: STEPS }, (_, i) => i + 1));
-      const first = (steps[0].reward_mean + steps[1].reward_mean) / 2;
-      const last = steps.slice(-3).reduce((a, s) => a + s.reward_mean, 0) / 3;
-      expect(
-        last - first,
-        `rewards: ${steps.map((s) => s.reward_mean.toFixed(2)).join(" ")}`,
-      ).toBeGreaterThan(0.3);
-      for (const s of steps) {
-        expect(s.time.total_s).toBeGreaterThan(0);
-        expect(s.zero_variance_share).toBeGreaterThanOrEqual(0);
-        if (!s.skipped) expect(Number.isFinite(s.kl)).toBe(true);
-      }
-      const state = JSON.parse(readFileSync(path.join(out, "state.json"), "utf8"));
-      expect(state.steps_done).toBe(STEPS);
-      expect(existsSync(path.join(out, state.adapter))).toBe(true);
-      const evals = readJsonl(path.join(out, "evals.jsonl"));
-      expect(evals.map((e) => e.step)).toEqual([0, EVAL_EVERY, STEPS]);
-      const manifest = JSON.parse(readFileSync(path.join(out, "run.json"), "utf8"));
-      expect(manifest.kind).toBe("catrl-train");
-      expect(manifest.config.resolved.lora.rank).toBe(8);
-      expect(manifest.config.resolved.step.lr).toBe(3e-3);
-      expect(manifest.models[0].sha256).toMatch(/^[0-9a-f]{64}$/);
+    const steps = readJsonl(stepsFile);
+    // Every step exactly once, in order: nothing lost or repeated by the kill.
+    expect(steps.map((s) => s.step)).toEqual(Array.from({ length: STEPS }, (_, i) => i + 1));
+    const first = (steps[0].reward_mean + steps[1].reward_mean) / 2;
+    const last = steps.slice(-3).reduce((a, s) => a + s.reward_mean, 0) / 3;
+    expect(last - first, `rewards: ${steps.map((s) => s.reward_mean.toFixed(2)).join(" ")}`).toBeGreaterThan(
+      0.3,
+    );
+    for (const s of steps) {
+      expect(s.time.total_s).toBeGreaterThan(0);
+      expect(s.zero_variance_share).toBeGreaterThanOrEqual(0);
+      if (!s.skipped) expect(Number.isFinite(s.kl)).toBe(true);
+    }
+    const state = JSON.parse(readFileSync(path.join(out, "state.json"), "utf8"));
+    expect(state.steps_done).toBe(STEPS);
+    expect(existsSync(path.join(out, state.adapter))).toBe(true);
+    const evals = readJsonl(path.join(out, "evals.jsonl"));
+    expect(evals.map((e) => e.step)).toEqual([0, EVAL_EVERY, STEPS]);
+    const manifest = JSON.parse(readFileSync(path.join(out, "run.json"), "utf8"));
+    expect(manifest.kind).toBe("catrl-train");
+    expect(manifest.config.resolved.lora.rank).toBe(8);
+    expect(manifest.config.resolved.step.lr).toBe(3e-3);
+    expect(manifest.models[0].sha256).toMatch(/^[0-9a-f]{64}$/);
 
-      const rep = await run("node", [CLI, "report", out], { env });
-      const html = path.join(out, "report.html");
-      expect(rep.stdout.trim()).toBe(html);
-      if (inCI) expect(haveChromium).toBe(true);
-      if (haveChromium) {
-        const dom = await chromium(["--dump-dom", pathToFileURL(html).href]);
-        expect(dom).toContain('data-rendered="ok"');
-        const charts = dom.match(/<svg class="chart"[^>]*data-drawn="(\d+)"/g) ?? [];
-        expect(charts.length).toBeGreaterThanOrEqual(6);
-      }
-    },
-    BUDGET_MS,
-  );
+    const rep = await run("node", [CLI, "report", out], { env });
+    const html = path.join(out, "report.html");
+    expect(rep.stdout.trim()).toBe(html);
+    if (inCI) expect(haveChromium).toBe(true);
+    if (haveChromium) {
+      const dom = await chromium(["--dump-dom", pathToFileURL(html).href]);
+      expect(dom).toContain('data-rendered="ok"');
+      const charts = dom.match(/<svg class="chart"[^>]*data-drawn="(\d+)"/g) ?? [];
+      expect(charts.length).toBeGreaterThanOrEqual(6);
+    }
+  });
 
   it("refuses to resume a directory that is not a training run", async () => {
     const dir = mkdtempSync(path.join(os.tmpdir(), "catrl-foreign-"));
