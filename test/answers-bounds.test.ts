@@ -1,6 +1,7 @@
 import { describe, expect, test } from "vitest";
 import { answersMatch, checkAnswers, MAX_ANSWER_CHARS } from "../src/cat/answers/match.js";
 import { normalizeAnswer } from "../src/cat/answers/normalize.js";
+import { describeUnfinishedChecks, openTask } from "../src/cat/task.js";
 
 // Inputs a runaway generation can produce. Before normalisation was linear, the nested braces alone took
 // 11 s at 128k characters and `answersMatch` on 2^19 of them did not return in 60 s: these tests then
@@ -68,4 +69,30 @@ describe("public equivalence calls are bounded", () => {
       match: true,
     });
   });
+});
+
+describe("a run's task counts the comparisons that did not finish", () => {
+  test.each(["exact", "math"] as const)(
+    "%s mode: a too-long answer is counted and reported",
+    async (matchMode) => {
+      const task = await openTask({ task: "math", matchMode, threads: 1 });
+      try {
+        if (task.kind !== "verifiable") throw new Error("math is verifiable");
+        const huge = nested(2 ** 12);
+        const ok = await task.matchMany([
+          { a: huge, b: "5" },
+          { a: "5", b: "5" },
+          { a: null, b: "5" },
+        ]);
+        expect(ok).toEqual([false, true, false]);
+        expect(task.unfinishedChecks()).toEqual({ "too-long": 1, "time-limit": 0, timeout: 0 });
+        expect(describeUnfinishedChecks(task.unfinishedChecks())).toBe(
+          `answer comparisons counted as no match: 1 with an answer over ${MAX_ANSWER_CHARS} characters`,
+        );
+        expect(describeUnfinishedChecks({ "too-long": 0, "time-limit": 0, timeout: 0 })).toBeNull();
+      } finally {
+        await task.close();
+      }
+    },
+  );
 });

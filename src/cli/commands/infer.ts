@@ -5,7 +5,7 @@ import { type PromptResult, runCat } from "../../cat/pipeline.js";
 import { splitByContextFit } from "../../cat/prompt-fit.js";
 import { SYNTHESIS_TEMPLATES } from "../../cat/prompts/templates.js";
 import { JUDGE_PROMPT_ID, RUBRIC_PROMPT_ID } from "../../cat/rubric/prompt.js";
-import { openTask } from "../../cat/task.js";
+import { describeUnfinishedChecks, openTask } from "../../cat/task.js";
 import { formatJsonlError } from "../../data/jsonl.js";
 import { readPromptRows } from "../../data/prompt-rows.js";
 import { hostInfo, modelRecords, versions } from "../../run/provenance.js";
@@ -169,6 +169,9 @@ export function register(program: Command): void {
         `${finished} prompts x G=${args.g} in ${formatSeconds(secs * 1000)} (${((finished * args.g) / Math.max(secs, 1e-9)).toFixed(2)} rollouts/s); ` +
           `results in ${run.results}${errors.length ? `; ${errors.length} bad rows in ${run.badRows}` : ""}\n`,
       );
+      const unfinished =
+        task.kind === "verifiable" ? describeUnfinishedChecks(task.unfinishedChecks()) : null;
+      if (unfinished) process.stderr.write(`${unfinished}\n`);
       if (sig.interrupted()) {
         process.stderr.write(
           `interrupted: ${done.size + finished} prompts kept; run the same command to resume\n`,

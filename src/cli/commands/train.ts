@@ -1,7 +1,7 @@
 import path from "node:path";
 import type { Command } from "commander";
 import { splitByContextFit } from "../../cat/prompt-fit.js";
-import { openTask } from "../../cat/task.js";
+import { describeUnfinishedChecks, openTask } from "../../cat/task.js";
 import { formatJsonlError, type JsonlError } from "../../data/jsonl.js";
 import { type PromptRow, readPromptRows } from "../../data/prompt-rows.js";
 import { RUN_FILES } from "../../rl/records.js";
@@ -186,6 +186,9 @@ export function register(program: Command): void {
       process.stderr.write(
         `${state.steps_done}/${args.steps} steps done in ${args.out}; adapter: ${state.adapter ?? "(none)"}; report: catrl report ${args.out}\n`,
       );
+      const unfinished =
+        task.kind === "verifiable" ? describeUnfinishedChecks(task.unfinishedChecks()) : null;
+      if (unfinished) process.stderr.write(`${unfinished}\n`);
       if (sig.interrupted()) process.exitCode = 130;
     } finally {
       sig.dispose();
