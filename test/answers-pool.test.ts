@@ -33,6 +33,18 @@ describe("answer checker pool", () => {
     expect(res).toEqual([{ match: false }]);
   });
 
+  test("an answer over the length limit is no match, reported as too long", async () => {
+    const huge = "{".repeat(2 ** 19) + "}".repeat(2 ** 19);
+    const res = await checker.check(
+      [
+        { a: huge, b: "5" },
+        { a: "2", b: "2.0" },
+      ],
+      "math",
+    );
+    expect(res).toEqual([{ match: false, reason: "too-long" }, { match: true }]);
+  });
+
   test("a hanging check times out, its worker is replaced, and later checks still run", async () => {
     const started = Date.now();
     const res = await checker.check(

@@ -3,7 +3,7 @@ import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { promisify } from "node:util";
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import { CLI, hasStories, noStoriesReason, REPO_ROOT, readJsonlFile, STORIES } from "./helpers/shared.js";
 
 const run = promisify(execFile);
@@ -28,6 +28,11 @@ function writeData(dir: string, n: number, bad = false): string {
 }
 
 const readJsonl = readJsonlFile;
+// The kill case: 5 prompts of up to 64 tokens (was 8 of 200: ~104 s on a loaded machine).
+const KILL_ROWS = 5;
+const KILL_MAX_TOKENS = "64";
+// An explicit budget for this file's cases, far above their time on a loaded 2-core machine.
+vi.setConfig({ testTimeout: 300_000 });
 
 const inferArgs = (data: string, out: string, extra: string[] = []) => [
   CLI,
@@ -123,15 +128,19 @@ describe.skipIf(!hasStories)("catrl infer on stories260K with a custom task (rea
 
   it("resumes after being killed, without repeating or losing finished prompts", async () => {
     const dir = mkdtempSync(path.join(os.tmpdir(), "catrl-infer-kill-"));
-    const data = writeData(dir, 8);
+    const data = writeData(dir, KILL_ROWS);
     const out = path.join(dir, "run");
     const results = path.join(out, "results.jsonl");
-    const child = spawn("node", inferArgs(data, out, ["--max-tokens", "200"]), {
+    const child = spawn("node", inferArgs(data, out, ["--max-tokens", KILL_MAX_TOKENS]), {
       env: { ...process.env, CATRL_THREADS: "1" },
     });
+    let stderr0 = "";
+    child.stderr.on("data", (d) => {
+      stderr0 += d;
+    });
     const exited = new Promise((res) => child.on("close", res));
-    // Kill -9 as soon as two prompts are on disk.
-    await new Promise<void>((res) => {
+    // Kill -9 as soon as two prompts are on disk; a run that ends first fails here, not at the timeout.
+    await new Promise<void>((res, rej) => {
       const t = setInterval(() => {
         try {
           if (readFileSync(results, "utf8").split("\n").filter(Boolean).length >= 2) {
@@ -140,19 +149,23 @@ describe.skipIf(!hasStories)("catrl infer on stories260K with a custom task (rea
           }
         } catch {}
       }, 20);
+      child.on("close", () => {
+        clearInterval(t);
+        rej(new Error(`infer exited before the kill:\n${stderr0}`));
+      });
     });
     child.kill("SIGKILL");
     await exited;
     const before = readJsonl(results);
     expect(before.length).toBeGreaterThanOrEqual(2);
-    expect(before.length).toBeLessThan(8);
+    expect(before.length).toBeLessThan(KILL_ROWS);
 
-    const { stderr } = await run("node", inferArgs(data, out, ["--max-tokens", "200"]), {
+    const { stderr } = await run("node", inferArgs(data, out, ["--max-tokens", KILL_MAX_TOKENS]), {
       env: { ...process.env, CATRL_THREADS: "1" },
     });
     expect(stderr).toMatch(new RegExp(`resuming .*: ${before.length} prompts already done`));
     const after = readJsonl(results);
-    expect(after.map((r) => r.id)).toEqual(Array.from({ length: 8 }, (_, i) => `p${i}`));
+    expect(after.map((r) => r.id)).toEqual(Array.from({ length: KILL_ROWS }, (_, i) => `p${i}`));
     // The prompts finished before the kill are kept as they were.
     expect(after.slice(0, before.length)).toEqual(before);
   });

@@ -1061,7 +1061,14 @@ class Trainer : public Napi::ObjectWrap<Trainer> {
       gguf_add_tensor(g, a);
       gguf_add_tensor(g, b);
     }
+    // ggml logs two lines of its own on a failed write; the caller reports it once, naming the file
+    ggml_log_callback prev = nullptr;
+    void* prevData = nullptr;
+    ggml_log_get(&prev, &prevData);
+    std::string log;
+    ggml_log_set(captureLog, &log);
     bool ok = gguf_write_to_file(g, path.c_str(), false);
+    ggml_log_set(prev, prevData);
     gguf_free(g);
     ggml_free(ctx);
     if (!ok) throw Napi::Error::New(env, "cannot write adapter " + path);

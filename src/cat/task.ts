@@ -1,6 +1,6 @@
 import { loadExtractor } from "./answers/custom-extractor.js";
 import { extractFinalAnswer } from "./answers/extract.js";
-import { answersMatch, type MatchMode } from "./answers/match.js";
+import { checkAnswers, MAX_ANSWER_CHARS, type MatchMode } from "./answers/match.js";
 import { type AnswerChecker, createAnswerChecker } from "./answers/pool.js";
 
 /**
@@ -15,8 +15,21 @@ export type VerifiableTask = {
   extract(text: string): string | null;
   /** Pairwise agreement of extracted answers, in order. */
   matchMany(pairs: { a: string | null; b: string | null }[]): Promise<boolean[]>;
+  /** Comparisons that ended as "no match" without finishing, by reason, since the task opened. */
+  unfinishedChecks(): UnfinishedChecks;
   close(): Promise<void>;
 };
+export type UnfinishedChecks = { "too-long": number; "time-limit": number; timeout: number };
+
+/** One line for the end of a run, or null when every comparison finished. */
+export function describeUnfinishedChecks(u: UnfinishedChecks): string | null {
+  const parts = [
+    u["too-long"] ? `${u["too-long"]} with an answer over ${MAX_ANSWER_CHARS} characters` : "",
+    u["time-limit"] ? `${u["time-limit"]} past the time limit` : "",
+    u.timeout ? `${u.timeout} killed by the worker timeout` : "",
+  ].filter(Boolean);
+  return parts.length ? `answer comparisons counted as no match: ${parts.join(", ")}` : null;
+}
 export type FreeformTask = {
   kind: "freeform";
   name: "freeform";
@@ -43,22 +56,27 @@ export async function openTask(spec: TaskSpec): Promise<Task> {
     // Symbolic checks run in a worker pool with a per-check timeout: a pathological expression from a
     // model must not hang a run.
     let checker: AnswerChecker | null = null;
+    const unfinished = noUnfinished();
     return {
       kind: "verifiable",
       name: spec.task,
       template: "reasoning-v1",
       extract: extractFinalAnswer,
       async matchMany(pairs) {
-        if (mode === "exact") return pairs.map((p) => answersMatch(p.a, p.b, { mode }));
+        if (mode === "exact") return pairs.map((p) => counted(unfinished, checkAnswers(p.a, p.b, { mode })));
         checker ??= createAnswerChecker({ threads: spec.threads, timeoutMs: spec.checkTimeoutMs ?? 5000 });
-        return (await checker.check(pairs, mode)).map((r) => r.match);
+        return (await checker.check(pairs, mode)).map((r) =>
+          counted(unfinished, r.timedOut ? { match: false, reason: "timeout" } : r),
+        );
       },
+      unfinishedChecks: () => ({ ...unfinished }),
       close: async () => {
         await checker?.close();
       },
     };
   }
   const custom = await loadExtractor(spec.task);
+  const unfinished = noUnfinished();
   return {
     kind: "verifiable",
     name: custom.source,
@@ -66,8 +84,23 @@ export async function openTask(spec: TaskSpec): Promise<Task> {
     extract: (t) => custom.extract(t),
     matchMany: async (pairs) =>
       pairs.map((p) =>
-        p.a == null || p.b == null ? false : custom.match ? custom.match(p.a, p.b) : answersMatch(p.a, p.b),
+        p.a == null || p.b == null
+          ? false
+          : custom.match
+            ? custom.match(p.a, p.b)
+            : counted(unfinished, checkAnswers(p.a, p.b)),
       ),
+    unfinishedChecks: () => ({ ...unfinished }),
     close: async () => {},
   };
+}
+
+const noUnfinished = (): UnfinishedChecks => ({ "too-long": 0, "time-limit": 0, timeout: 0 });
+
+function counted(
+  u: UnfinishedChecks,
+  r: { match: boolean; reason?: "too-long" | "time-limit" | "timeout" },
+): boolean {
+  if (r.reason) u[r.reason]++;
+  return r.match;
 }

@@ -1,11 +1,16 @@
-import { writeFile } from "node:fs/promises";
+import { existsSync } from "node:fs";
+import { readFile, writeFile } from "node:fs/promises";
 import path from "node:path";
+import { INFER_KIND } from "../cat/infer-run.js";
+import { RUN_FILES } from "../rl/records.js";
+import { commandOfKind } from "../run/run-kind.js";
 import { UserError } from "../util/errors.js";
 import { buildFigures } from "./charts.js";
-import { loadRun, type RunData } from "./load.js";
+import { loadInferRun, renderInferReport } from "./infer-report.js";
+import { formatProblem, loadRun, type Problem, type RunData } from "./load.js";
 import { pageHtml } from "./page.js";
 
-export { formatProblem, loadRun, type Problem, type RunData } from "./load.js";
+export { formatProblem, loadRun, type Problem, type RunData };
 
 export type ReportOptions = {
   /** Throw a UserError on the first unreadable line instead of leaving it out. */
@@ -41,4 +46,45 @@ export async function writeReport(
     throw new UserError(`${file}: cannot write the report (${(e as Error).message})`, 1, { cause: e });
   }
   return { file, data };
+}
+
+/** Which command wrote `dir`, from run.json's `kind`; undefined when there is no readable kind. */
+async function runKind(dir: string): Promise<string | undefined> {
+  const file = path.join(dir, RUN_FILES.run);
+  if (!existsSync(file)) return undefined;
+  try {
+    const kind = JSON.parse(await readFile(file, "utf8"))?.kind;
+    return typeof kind === "string" ? kind : undefined;
+  } catch {
+    // Unreadable: the training report lists it as a problem.
+    return undefined;
+  }
+}
+
+/**
+ * `catrl report`: a training run's page, or an infer run's (accuracy per estimator, vs G, rewards). A
+ * directory another command wrote is refused rather than given an empty training report.
+ */
+export async function writeAnyReport(
+  dir: string,
+  out: string | undefined,
+  options: ReportOptions = {},
+): Promise<{ file: string; problems: Problem[] }> {
+  const kind = await runKind(dir);
+  if (kind === INFER_KIND) {
+    const data = await loadInferRun(dir);
+    const file = out ?? path.join(dir, "report.html");
+    try {
+      await writeFile(file, renderInferReport(data, options.generated ?? new Date().toISOString()));
+    } catch (e) {
+      throw new UserError(`${file}: cannot write the report (${(e as Error).message})`, 1, { cause: e });
+    }
+    return { file, problems: [] };
+  }
+  if (kind !== undefined && kind !== "catrl-train")
+    throw new UserError(
+      `${dir}: holds a \`${commandOfKind(kind)}\` run; catrl report renders training and infer runs`,
+    );
+  const { file, data } = await writeReport(dir, out, options);
+  return { file, problems: data.problems };
 }

@@ -11,7 +11,7 @@ import { chartSvg, esc, hoverData } from "./svg.js";
 
 // Forbids every fetch: the page must work offline, and this makes any accidental external reference
 // fail visibly instead of silently phoning out.
-const CSP = "default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-inline'; img-src data:";
+export const CSP = "default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-inline'; img-src data:";
 
 /** JSON inside <script>: `<` escaped so no value can close the element. */
 function scriptJson(value: unknown): string {
@@ -32,7 +32,7 @@ function legendHtml(entries: LegendEntry[]): string {
   return `<div class="legend">${items.join("")}</div>`;
 }
 
-function figureHtml(f: Figure): string {
+export function figureHtml(f: Figure): string {
   const head = `<h3>${esc(f.title)}</h3><div class="sub">${esc(f.subtitle ?? "")}</div>`;
   if (!f.chart) {
     return `<figure class="plot empty" id="plot-${f.id}">${head}<div class="placeholder">${esc(f.empty ?? "no data")}</div></figure>`;
@@ -58,7 +58,7 @@ export function formatSeconds(s: number | undefined): string {
   return `${Math.floor(m / 60)} h ${m % 60} min`;
 }
 
-function card(k: string, v: string, s = ""): string {
+export function card(k: string, v: string, s = ""): string {
   // Long values (file names) would wrap the big figure font over several lines.
   const cls = v.length > 14 ? "v small" : "v";
   return `<div class="card"><div class="k">${esc(k)}</div><div class="${cls}">${esc(v)}</div><div class="s">${esc(s)}</div></div>`;
@@ -116,7 +116,7 @@ function problemsHtml(data: RunData): string {
   return `<div class="notice problems" id="problems"><strong>${esc(head)}</strong><ul>${items.join("")}</ul></div>`;
 }
 
-function table(head: string[], rows: string[][], numeric: number[] = []): string {
+export function table(head: string[], rows: string[][], numeric: number[] = []): string {
   const th = head.map((h, i) => `<th${numeric.includes(i) ? ` class="num"` : ""}>${esc(h)}</th>`).join("");
   const trs = rows.map(
     (r) =>
@@ -125,7 +125,7 @@ function table(head: string[], rows: string[][], numeric: number[] = []): string
   return `<table><thead><tr>${th}</tr></thead><tbody>${trs.join("")}</tbody></table>`;
 }
 
-function keyValues(rows: Array<[string, string]>): string {
+export function keyValues(rows: Array<[string, string]>): string {
   const trs = rows.map(([k, v]) => `<tr><td class="key">${esc(k)}</td><td class="break">${v}</td></tr>`);
   return `<table><tbody>${trs.join("")}</tbody></table>`;
 }
@@ -144,7 +144,7 @@ export function flatten(
   return out;
 }
 
-function bytes(n: number): string {
+export function bytes(n: number): string {
   if (n >= 2 ** 30) return `${(n / 2 ** 30).toFixed(2)} GiB`;
   if (n >= 2 ** 20) return `${(n / 2 ** 20).toFixed(1)} MiB`;
   return `${n} B`;

@@ -5,7 +5,8 @@ import { type CatEngines, type CatSettings, type PromptResult, runCat } from "..
 import type { Task } from "../cat/task.js";
 import type { PromptRow } from "../data/prompt-rows.js";
 import type { LlamaEngine } from "../engine/llama-engine.js";
-import { appendLineDurable } from "../util/atomic-write.js";
+import { appendLineDurable, writeError } from "../util/atomic-write.js";
+import { isUserError } from "../util/errors.js";
 import { formatSeconds, ProgressLine } from "../util/progress.js";
 import { groupAdvantages, meanStd } from "./advantages.js";
 import { promptsForStep } from "./prompt-schedule.js";
@@ -70,7 +71,9 @@ export async function trainLoop(ctx: LoopContext, s: LoopSettings, state: TrainS
       await ctx.trainer.exportAdapter(path.join(s.dir, adapter));
       written = adapter;
     }
-    await ctx.trainer.saveCheckpoint(path.join(s.dir, checkpoint));
+    await ctx.trainer.saveCheckpoint(path.join(s.dir, checkpoint)).catch((e: unknown) => {
+      throw isUserError(e) ? e : writeError(path.join(s.dir, checkpoint), e);
+    });
     rec.adapter = written ?? undefined;
     await appendLineDurable(path.join(s.dir, RUN_FILES.steps), JSON.stringify(rec));
     const previous = state.checkpoint;

@@ -1,9 +1,11 @@
 import { existsSync } from "node:fs";
-import { mkdir, readFile } from "node:fs/promises";
+import { mkdir, readdir, readFile, rm } from "node:fs/promises";
 import path from "node:path";
 import { z } from "zod";
-import { writeFileAtomic } from "../util/atomic-write.js";
+import { commandOfKind, RunKindSchema } from "../run/run-kind.js";
+import { TMP_FILE, writeFileAtomic } from "../util/atomic-write.js";
 import { UserError } from "../util/errors.js";
+import { readJsonFile } from "../util/json-file.js";
 import { RUN_FILES, RunManifestSchema } from "./records.js";
 
 /**
@@ -46,25 +48,16 @@ export async function readRunForResume(
   const runFile = path.join(dir, RUN_FILES.run);
   if (!existsSync(dir)) throw new UserError(`${dir}: no such run directory`);
   if (!existsSync(runFile)) throw new UserError(`${dir}: not a catrl training run (no run.json)`);
-  let manifest: z.infer<typeof RunManifestSchema>;
-  try {
-    manifest = RunManifestSchema.parse(JSON.parse(await readFile(runFile, "utf8")));
-  } catch (e) {
-    const msg =
-      e instanceof z.ZodError
-        ? `${e.issues[0].path.join(".")}: ${e.issues[0].message}`
-        : (e as Error).message;
-    throw new UserError(`${runFile}: not a catrl training run or corrupt (${msg})`);
-  }
+  const kind = (await readJsonFile(runFile, RunKindSchema, "a catrl run's run.json")).kind;
+  if (kind !== "catrl-train")
+    throw new UserError(
+      `${dir}: holds a \`${commandOfKind(kind)}\` run, not a catrl training run; \`--resume\` continues training runs only`,
+    );
+  const manifest = await readJsonFile(runFile, RunManifestSchema, "a catrl training run");
   const stateFile = path.join(dir, STATE_FILE);
   let state = initialState();
   if (existsSync(stateFile)) {
-    const parsed = TrainStateSchema.safeParse(
-      JSON.parse(await readFile(stateFile, "utf8").catch(() => "null")),
-    );
-    if (!parsed.success)
-      throw new UserError(`${stateFile}: corrupt training state (${parsed.error.issues[0].message})`);
-    state = parsed.data;
+    state = await readJsonFile(stateFile, TrainStateSchema, "a catrl training state");
     for (const f of [state.adapter, state.checkpoint]) {
       if (f && !existsSync(path.join(dir, f)))
         throw new UserError(`${stateFile}: names ${f}, which is missing from ${dir}`);
@@ -76,14 +69,29 @@ export async function readRunForResume(
 }
 
 /** A fresh run may not overwrite another run's files. */
-export async function prepareNewRun(dir: string): Promise<void> {
+export function refuseExistingRun(dir: string): void {
   if (existsSync(path.join(dir, RUN_FILES.run)) || existsSync(path.join(dir, STATE_FILE))) {
     throw new UserError(
       `${dir}: already holds a run; continue it with \`catrl train --resume ${dir}\` or pick another --out`,
     );
   }
+}
+
+/** Creates a fresh run's directories (after refuseExistingRun and every input check passed). */
+export async function prepareNewRun(dir: string): Promise<void> {
+  refuseExistingRun(dir);
   await mkdir(path.join(dir, "adapters"), { recursive: true });
   await mkdir(path.join(dir, "checkpoints"), { recursive: true });
+}
+
+export const BAD_ROWS_FILE = "bad-rows.jsonl";
+
+/** DIR/bad-rows.jsonl: every input row left out (file, line, field, why), rewritten at each start. */
+export async function writeBadRows(
+  dir: string,
+  bad: Array<{ file: string; line: number; field: string; message: string }>,
+): Promise<void> {
+  await writeFileAtomic(path.join(dir, BAD_ROWS_FILE), bad.map((b) => `${JSON.stringify(b)}\n`).join(""));
 }
 
 /**
@@ -106,4 +114,29 @@ export async function trimRecords(dir: string, state: TrainState): Promise<void>
   };
   await keep(RUN_FILES.steps, (r) => (r.step ?? 0) <= state.steps_done)();
   await keep(RUN_FILES.evals, (r) => state.evals_done.includes(r.step ?? -1))();
+}
+
+/**
+ * What a kill leaves behind, removed on the next start: temporaries of atomic writes (`state.json.tmp-PID`,
+ * `adapters/*.tmp-PID`, `checkpoints/NAME/state.bin.tmp`) and checkpoints other than the one state.json
+ * names (a kill right after the state.json rename leaves the previous one: gigabytes on real models).
+ */
+export async function removeLeftovers(dir: string, state: TrainState): Promise<string[]> {
+  const removed: string[] = [];
+  const drop = async (rel: string) => {
+    await rm(path.join(dir, rel), { recursive: true, force: true });
+    removed.push(rel);
+  };
+  const list = async (rel: string) =>
+    readdir(path.join(dir, rel), { withFileTypes: true }).catch(() => [] as import("node:fs").Dirent[]);
+  for (const sub of ["", "adapters"]) {
+    for (const e of await list(sub))
+      if (e.isFile() && TMP_FILE.test(e.name)) await drop(path.join(sub, e.name));
+  }
+  for (const e of await list("checkpoints")) {
+    const rel = path.join("checkpoints", e.name);
+    if (rel !== state.checkpoint) await drop(rel);
+    else for (const f of await list(rel)) if (TMP_FILE.test(f.name)) await drop(path.join(rel, f.name));
+  }
+  return removed;
 }

@@ -23,3 +23,6 @@ export function readJsonlFile(file: string): any[] {
     .filter((l) => l.trim())
     .map((l) => JSON.parse(l));
 }
+
+/** The real tiny model committed in models/ (the demo's default): present in every checkout. */
+export const SHIPPED_STORIES = path.join(REPO_ROOT, "models/stories260K.gguf");

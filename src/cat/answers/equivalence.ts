@@ -21,7 +21,27 @@ function ce(): ComputeEngine {
  * answers equal. Runs synchronously; a pathological input can still take long, which is why the pool
  * runs this with a timeout.
  */
-export function mathEquivalent(a: string, b: string): boolean {
+export function mathEquivalent(a: string, b: string, timeLimitMs = Infinity): boolean | "time-limit" {
+  // Synchronous code cannot be interrupted from outside; the comparison checks this deadline between
+  // its engine calls instead (each bounded by the input length the caller allows).
+  deadline = performance.now() + timeLimitMs;
+  try {
+    return compareAnswers(a, b);
+  } catch (e) {
+    if (e instanceof TimeLimitReached) return "time-limit";
+    throw e;
+  } finally {
+    deadline = Infinity;
+  }
+}
+
+class TimeLimitReached extends Error {}
+let deadline = Infinity;
+function checkDeadline(): void {
+  if (performance.now() >= deadline) throw new TimeLimitReached();
+}
+
+function compareAnswers(a: string, b: string): boolean {
   const na = asInterval(normalizeAnswer(a));
   const nb = asInterval(normalizeAnswer(b));
   if (na === nb) return true;
@@ -35,6 +55,7 @@ function asInterval(normalized: string): string {
 }
 
 function shapesEquivalent(x: AnswerShape, y: AnswerShape): boolean {
+  checkDeadline();
   if (x.kind === "union" || y.kind === "union") {
     const xs = x.kind === "union" ? x.parts : [x];
     const ys = y.kind === "union" ? y.parts : [y];
@@ -74,6 +95,7 @@ function unorderedMatch<T>(xs: T[], ys: T[], eq: (a: T, b: T) => boolean): boole
   if (xs.length !== ys.length) return false;
   const used = new Array<boolean>(ys.length).fill(false);
   for (const x of xs) {
+    checkDeadline();
     const k = ys.findIndex((y, j) => !used[j] && eq(x, y));
     if (k < 0) return false;
     used[k] = true;
@@ -103,6 +125,7 @@ function toCeLatex(s: string): string {
 }
 
 function scalarsEquivalent(a: string, b: string): boolean {
+  checkDeadline();
   if (a === b) return true;
   if (isWord(a) || isWord(b)) return a.toLowerCase() === b.toLowerCase();
   if (/^-?\d+$/.test(a) && /^-?\d+$/.test(b)) return BigInt(a) === BigInt(b);
@@ -155,7 +178,8 @@ function withScope(fn: (c: ComputeEngine) => boolean): boolean {
   c.pushScope();
   try {
     return fn(c);
-  } catch {
+  } catch (e) {
+    if (e instanceof TimeLimitReached) throw e;
     return false;
   } finally {
     c.popScope();
@@ -208,6 +232,7 @@ function agreeAtPoints(
 ): boolean {
   let compared = 0;
   for (let k = 0; k < SAMPLES.length; k++) {
+    checkDeadline();
     const sub: Record<string, BoxedExpression> = {};
     vars.forEach((v, j) => {
       sub[v] = c.number(SAMPLES[(k + 2 * j) % SAMPLES.length] + 0.137 * j);

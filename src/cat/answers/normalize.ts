@@ -35,11 +35,47 @@ export function normalizeAnswer(raw: string): string {
   const slash = /^(-?\d+)\/(\d+)$/.exec(s);
   if (slash) s = `\\frac{${slash[1]}}{${slash[2]}}`;
   if (/^-?\d{1,3}(?:,\d{3})+(?:\.\d+)?$/.test(s)) s = s.replace(/,/g, "");
-  s = s.replace(/[.,;]+$/, "");
-  while (s.startsWith("{") && closingBrace(s, 0) === s.length) s = s.slice(1, -1);
+  s = trimTrailingPunctuation(s);
+  s = stripWrappingBraces(s);
   const choice = /^\(([A-Ea-e])\)$/.exec(s);
   if (choice) s = choice[1].toUpperCase();
   return s;
+}
+
+/**
+ * `{{5}}` -> `5`: drops the brace pairs that wrap the whole answer. One pass that matches every leading
+ * `{` to its `}`: unwrapping one pair at a time and rescanning was quadratic (seconds at 64k characters,
+ * which a model's output can reach).
+ */
+export function stripWrappingBraces(s: string): string {
+  let lead = 0;
+  while (s[lead] === "{") lead++;
+  if (lead === 0) return s;
+  const close = new Array<number>(lead).fill(-1);
+  const open: number[] = [];
+  for (let i = 0; i < s.length; i++) {
+    const c = s[i];
+    // An escaped brace is content, as in closingBrace.
+    if (c === "\\" && (s[i + 1] === "{" || s[i + 1] === "}")) {
+      i++;
+      continue;
+    }
+    if (c === "{") open.push(i);
+    else if (c === "}") {
+      const o = open.pop();
+      if (o !== undefined && o < lead) close[o] = i;
+    }
+  }
+  let k = 0;
+  while (k < lead && close[k] === s.length - 1 - k) k++;
+  return s.slice(k, s.length - k);
+}
+
+/** `5.` -> `5`; a loop, not `/[.,;]+$/`, which backtracks quadratically over a long run of dots. */
+function trimTrailingPunctuation(s: string): string {
+  let end = s.length;
+  while (end > 0 && (s[end - 1] === "." || s[end - 1] === "," || s[end - 1] === ";")) end--;
+  return s.slice(0, end);
 }
 
 function unwrapMath(s: string): string {
@@ -126,8 +162,17 @@ function fixSqrt(s: string): string {
   return s.replace(/\\sqrt(?![a-zA-Z])\s*(?![{[])(\\[a-zA-Z]+|[^\s\\])/g, "\\sqrt{$1}");
 }
 
+// Real answers nest fractions a few levels deep; past this, the rest is left as written so that a model's
+// runaway `\frac{\frac{...` costs linear time and cannot overflow the stack.
+const MAX_FRAC_NESTING = 32;
+
 /** `\frac12`, `\frac1{2}`, `\frac{\sqrt3}2`, `\frac\pi4` all become `\frac{a}{b}`. */
 export function fixFracs(s: string): string {
+  return fixFracsNested(s, 0);
+}
+
+function fixFracsNested(s: string, nesting: number): string {
+  if (nesting >= MAX_FRAC_NESTING) return s;
   let out = "";
   let i = 0;
   for (;;) {
@@ -142,7 +187,7 @@ export function fixFracs(s: string): string {
     const num = readArgument(s, at + 5);
     const den = num ? readArgument(s, num.end) : null;
     if (!num || !den) return out + s.slice(at);
-    out += `\\frac{${fixFracs(num.arg)}}{${fixFracs(den.arg)}}`;
+    out += `\\frac{${fixFracsNested(num.arg, nesting + 1)}}{${fixFracsNested(den.arg, nesting + 1)}}`;
     i = den.end;
   }
 }

@@ -4,10 +4,11 @@ import { Piscina } from "piscina";
 import { z } from "zod";
 import { UserError } from "../../util/errors.js";
 import { packageRoot } from "../../util/version.js";
-import type { MatchMode } from "./match.js";
+import type { MatchMode, MatchOutcome } from "./match.js";
 
 export type AnswerPair = { a: string | null; b: string | null };
-export type CheckResult = { match: boolean; timedOut?: boolean };
+/** `reason` is set when the pair was not compared to the end (then `match` is false). */
+export type CheckResult = { match: boolean; timedOut?: boolean; reason?: MatchOutcome["reason"] };
 
 export type AnswerChecker = {
   /** Results in the order of `pairs`; a check that ran past the timeout is `{ match: false, timedOut: true }`. */
@@ -54,8 +55,8 @@ export function createAnswerChecker(options: AnswerCheckerOptions): AnswerChecke
     const controller = new AbortController();
     const timer = setTimeout(() => controller.abort(), opts.timeoutMs);
     try {
-      const match = await pool.run({ a: pair.a, b: pair.b, mode }, { signal: controller.signal });
-      return { match: match === true };
+      const r: MatchOutcome = await pool.run({ a: pair.a, b: pair.b, mode }, { signal: controller.signal });
+      return r.reason ? { match: false, reason: r.reason } : { match: r.match === true };
     } catch (e) {
       // Abort, or the worker died (heap limit): both mean the check did not finish in bounds.
       if (controller.signal.aborted || isWorkerDeath(e)) return { match: false, timedOut: true };

@@ -1,16 +1,17 @@
 import { spawn } from "node:child_process";
-import { existsSync, readdirSync, readFileSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { mkdir, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import type { Command } from "commander";
 import { z } from "zod";
-import { MODEL_CACHE_DIR } from "../../engine/model-source.js";
 import { resolveTokenizerPath, stories260KCandidates } from "../../modelgen/tokenizer.js";
+import { EvalRecordSchema, RUN_FILES, StepRecordSchema } from "../../rl/records.js";
 import { UserError } from "../../util/errors.js";
 import { formatSeconds } from "../../util/progress.js";
 import { defaultThreads } from "../../util/threads.js";
 import { packageRoot } from "../../util/version.js";
+import { DEMO_MODEL_FILE, demoModelPath } from "../demo-model.js";
 import { parseOrExplain } from "../options.js";
 
 const DemoArgsSchema = z.object({
@@ -23,10 +24,11 @@ const DemoArgsSchema = z.object({
 type Found = { path: string; how: string; noise: boolean };
 
 /**
- * The main job on whatever can serve here: finds a model (--model, then node-llama-cpp's model cache,
- * then the real tiny stories260K where it lies beside the checkout, then a generated tiny model), runs
- * CaT at inference time on a few prompts, then a short CaT-RL run, and writes its HTML report. Each
- * stage is the real `catrl` command, so what the demo prints is what a user's own runs print.
+ * The main job on a fresh machine: takes --model or the model shipped in the repository (DEMO_MODEL_FILE;
+ * then stories260K beside the checkout, then, only if both are gone, a generated random-weight model that
+ * writes noise), runs CaT at inference time on a few prompts, then a short CaT-RL run, writes its HTML
+ * report and ends with the numbers that show whether it learned. Each stage is the real `catrl` command,
+ * so what the demo prints is what a user's own runs print.
  */
 export function register(program: Command): void {
   program
@@ -34,13 +36,12 @@ export function register(program: Command): void {
     .description(
       "run CaT end to end on a local model: rollouts, synthesis, rewards, a short CaT-RL run, report",
     )
-    .option("--model <gguf>", "model to use (default: the first one found locally)")
+    .option("--model <gguf>", `model to use (default: ${DEMO_MODEL_FILE}, shipped with the project)`)
     .option("--out <dir>", "where runs go (default: runs/demo-<time>)")
     .option("--steps <n>", "CaT-RL steps (default: 12 on tiny models, 3 on others)")
-    .option("--threads <n>", "CPU threads (default: the cores; 1 under CI)")
+    .option("--threads <n>", "CPU threads (default: 1 on tiny models, else the cores; 1 under CI)")
     .action(async (raw: Record<string, unknown>) => {
       const args = parseOrExplain(DemoArgsSchema, raw);
-      const threads = args.threads ?? defaultThreads();
       const t0 = performance.now();
       const found = await findModel(args.model);
       say(`model: ${found.path} (${found.how})`);
@@ -61,6 +62,9 @@ export function register(program: Command): void {
         (chat ? ARITHMETIC : STORY_PROMPTS).map((r) => JSON.stringify(r)).join("\n") + "\n",
       );
       const tiny = !chat || found.noise;
+      // A tiny model gains nothing from more threads, and ggml's spin-waiting threads collapse on a busy
+      // machine (the shipped model: 2 s a step on 1 thread, 66 s on 2 threads of a loaded 2-core box).
+      const threads = args.threads ?? (tiny ? 1 : defaultThreads());
       const maxTokens = chat ? "256" : "12";
       const common = ["--model", found.path, "--threads", String(threads), "--max-tokens", maxTokens];
       say(
@@ -124,7 +128,8 @@ export function register(program: Command): void {
 
       say("\n4/4 report");
       await catrl(["report", trainDir]);
-      say(`\ndone in ${formatSeconds(performance.now() - t0)}: open ${path.join(trainDir, "report.html")}`);
+      say(`\ndone in ${formatSeconds(performance.now() - t0)}`);
+      for (const line of trainingSummary(trainDir)) say(line);
     });
 }
 
@@ -146,19 +151,15 @@ function catrl(args: string[]): Promise<void> {
 
 async function findModel(explicit: string | undefined): Promise<Found> {
   if (explicit) return { path: explicit, how: "--model", noise: false };
-  if (existsSync(MODEL_CACHE_DIR)) {
-    const cached = readdirSync(MODEL_CACHE_DIR)
-      .filter((f) => f.endsWith(".gguf"))
-      .sort();
-    if (cached.length > 0)
-      return { path: path.join(MODEL_CACHE_DIR, cached[0]), how: "node-llama-cpp model cache", noise: false };
-  }
+  const shipped = demoModelPath();
+  if (existsSync(shipped))
+    return { path: shipped, how: "the real tiny model shipped in models/", noise: false };
   const stories = stories260KCandidates().find((p) => existsSync(p));
   if (stories)
     return { path: stories, how: "the real tiny stories260K found beside the checkout", noise: false };
   const generated = path.join(packageRoot(), "models", "demo-tiny-f32.gguf");
   if (!existsSync(generated)) {
-    say("no local model found: generating a tiny random-weight model (models/demo-tiny-f32.gguf)");
+    say(`${shipped} is missing: generating a tiny random-weight model (models/demo-tiny-f32.gguf)`);
     // stories260K's tokenizer is not here either: take llama's SentencePiece vocabulary from the llama.cpp
     // source node-llama-cpp bundles (no chat template, so the demo runs its raw-text task).
     const tokenizer = await resolveTokenizerPath({ kind: "llama.cpp-vocab", name: "llama-spm" });
@@ -178,6 +179,42 @@ async function findModel(explicit: string | undefined): Promise<Found> {
     ]);
   }
   return { path: generated, how: "generated", noise: true };
+}
+
+/**
+ * The three numbers that say whether CaT-RL worked: the mean reward at the first and the last step, and
+ * the policy's single-sample accuracy (agreement with the synthesized reference when there is no gold)
+ * before training and after the last evaluation.
+ */
+export function trainingSummary(dir: string): string[] {
+  const read = <T>(file: string, parse: (v: unknown) => T): T[] => {
+    const f = path.join(dir, file);
+    if (!existsSync(f)) return [];
+    return readFileSync(f, "utf8")
+      .split("\n")
+      .filter((l) => l.trim())
+      .map((l) => parse(JSON.parse(l)));
+  };
+  const steps = read(RUN_FILES.steps, (v) => StepRecordSchema.parse(v));
+  const evals = read(RUN_FILES.evals, (v) => EvalRecordSchema.parse(v));
+  const f = (x: number | null | undefined) => (x == null ? "-" : x.toFixed(2));
+  const lines = [`report: ${path.join(dir, "report.html")}`];
+  if (steps.length > 0) {
+    const [first, last] = [steps[0], steps[steps.length - 1]];
+    lines.push(
+      `mean reward: step ${first.step} ${f(first.reward_mean)} -> step ${last.step} ${f(last.reward_mean)}`,
+    );
+  }
+  if (evals.length > 0) {
+    const [before, after] = [evals[0], evals[evals.length - 1]];
+    const what = after.gold_available
+      ? "accuracy"
+      : "agreement with the synthesized reference (no gold answers)";
+    lines.push(
+      `policy single-sample ${what}: ${f(before.policy_single_accuracy)} at step ${before.step} -> ${f(after.policy_single_accuracy)} at step ${after.step}`,
+    );
+  }
+  return lines;
 }
 
 async function hasChatTemplate(file: string): Promise<boolean> {

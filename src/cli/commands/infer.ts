@@ -1,15 +1,15 @@
-import { writeFile } from "node:fs/promises";
 import type { Command } from "commander";
 import { z } from "zod";
-import { appendResult, finishedIds, INFER_KIND, openInferRun } from "../../cat/infer-run.js";
+import { appendResult, finishedRows, INFER_KIND, openInferRun, rowsToRun } from "../../cat/infer-run.js";
 import { type PromptResult, runCat } from "../../cat/pipeline.js";
+import { splitByContextFit } from "../../cat/prompt-fit.js";
 import { SYNTHESIS_TEMPLATES } from "../../cat/prompts/templates.js";
 import { JUDGE_PROMPT_ID, RUBRIC_PROMPT_ID } from "../../cat/rubric/prompt.js";
-import { openTask } from "../../cat/task.js";
+import { describeUnfinishedChecks, openTask } from "../../cat/task.js";
 import { formatJsonlError } from "../../data/jsonl.js";
 import { readPromptRows } from "../../data/prompt-rows.js";
 import { hostInfo, modelRecords, versions } from "../../run/provenance.js";
-import { appendLineDurable } from "../../util/atomic-write.js";
+import { appendLineDurable, writeFileAtomic } from "../../util/atomic-write.js";
 import { UserError } from "../../util/errors.js";
 import { formatSeconds, ProgressLine } from "../../util/progress.js";
 import {
@@ -60,12 +60,28 @@ export function register(program: Command): void {
     const verbose = program.opts().verbose === true;
 
     const { rows: allRows, errors } = await readPromptRows(args.data, { field: cat.field });
-    const rows = allRows.slice(0, args.limit ?? allRows.length);
-    if (rows.length === 0) throw new UserError(`${args.data}: no usable prompt rows`);
+    let rows = allRows.slice(0, args.limit ?? allRows.length);
+    const reportBadRows = () => {
+      for (const e of errors)
+        process.stderr.write(`${formatJsonlError(args.data, e)} (row reported in bad-rows.jsonl)\n`);
+    };
+    const noRows = () => {
+      for (const e of errors) process.stderr.write(`${formatJsonlError(args.data, e)}\n`);
+      return new UserError(
+        `${args.data}: no usable prompt rows${errors.length ? ` (${errors.length} bad rows, listed above)` : ""}`,
+      );
+    };
+    if (rows.length === 0) throw noRows();
     const task = await openTask({ task: cat.task, matchMode: cat.match, threads: Math.max(1, rt.threads) });
     const engines = await openCatEngines(args.model, cat, rt, { verbose });
     const sig = abortOnSigint();
     try {
+      // Prompts too long for the context are bad rows, found before any work (not when a batch meets them).
+      const fitted = splitByContextFit(engines.policy, rows, rt.maxTokens);
+      rows = fitted.fit;
+      errors.push(...fitted.errors);
+      errors.sort((a, b) => a.line - b.line);
+      if (rows.length === 0) throw noRows();
       const settings = catSettings(raw, cat, rt, engines, task, args.g, parseEstimators(args.estimators));
       const models = await modelRecords([
         { role: "policy", path: engines.policy.info.path },
@@ -106,15 +122,11 @@ export function register(program: Command): void {
         versions: versions(),
         host: hostInfo(),
       });
-      await writeFile(
-        run.badRows,
-        errors.map((e) => JSON.stringify(e)).join("\n") + (errors.length ? "\n" : ""),
-      );
-      for (const e of errors)
-        process.stderr.write(`${formatJsonlError(args.data, e)} (row reported in bad-rows.jsonl)\n`);
+      await writeFileAtomic(run.badRows, errors.map((e) => `${JSON.stringify(e)}\n`).join(""));
+      reportBadRows();
 
-      const done = await finishedIds(run.results);
-      const todo = rows.filter((r) => !done.has(r.id));
+      const done = await finishedRows(run.results);
+      const todo = rowsToRun(args.data, args.out, rows, done);
       if (done.size > 0)
         process.stderr.write(
           `resuming ${args.out}: ${done.size} prompts already done, ${todo.length} to go\n`,
@@ -153,8 +165,8 @@ export function register(program: Command): void {
           }
           throw e;
         }
-        for (const r of results) {
-          await appendResult(run.results, r);
+        for (const [k, r] of results.entries()) {
+          await appendResult(run.results, r, batch[k]);
           tokens += r.rollouts.reduce((s, ro) => s + ro.tokens.length, 0);
           if (!r.reference.ok) noReference++;
         }
@@ -168,6 +180,9 @@ export function register(program: Command): void {
           `results in ${run.results}${errors.length ? `; ${errors.length} bad rows in ${run.badRows}` : ""}` +
           `${noReference ? `; ${noReference} prompts without a reference (see reference.error)` : ""}\n`,
       );
+      const unfinished =
+        task.kind === "verifiable" ? describeUnfinishedChecks(task.unfinishedChecks()) : null;
+      if (unfinished) process.stderr.write(`${unfinished}\n`);
       if (sig.interrupted()) {
         process.stderr.write(
           `interrupted: ${done.size + finished} prompts kept; run the same command to resume\n`,

@@ -1,7 +1,8 @@
 import path from "node:path";
 import type { Command } from "commander";
-import { openTask } from "../../cat/task.js";
-import { formatJsonlError } from "../../data/jsonl.js";
+import { splitByContextFit } from "../../cat/prompt-fit.js";
+import { describeUnfinishedChecks, openTask } from "../../cat/task.js";
+import { formatJsonlError, type JsonlError } from "../../data/jsonl.js";
 import { type PromptRow, readPromptRows } from "../../data/prompt-rows.js";
 import { RUN_FILES } from "../../rl/records.js";
 import { parseTargets, readConfigFile, TRAIN_DEFAULTS, TrainArgsSchema } from "../../rl/train-config.js";
@@ -10,7 +11,10 @@ import {
   initialState,
   prepareNewRun,
   readRunForResume,
+  refuseExistingRun,
+  removeLeftovers,
   trimRecords,
+  writeBadRows,
   writeState,
 } from "../../rl/train-run.js";
 import { openTrainer, trainerAvailability } from "../../rl/trainer/index.js";
@@ -76,6 +80,9 @@ export function register(program: Command): void {
       raw = { ...r.options, out: dir };
       state = r.state;
       await trimRecords(dir, state);
+      const removed = await removeLeftovers(dir, state);
+      if (removed.length > 0)
+        process.stderr.write(`removed what an interrupted run left in ${dir}: ${removed.join(", ")}\n`);
     } else {
       // Defaults < config file < flags given on the command line.
       const fromFile = typeof cliRaw.config === "string" ? readConfigFile(cliRaw.config) : {};
@@ -93,19 +100,34 @@ export function register(program: Command): void {
     const avail = trainerAvailability();
     if (!avail.ok) throw new UserError(`training needs the native trainer: ${avail.reason}`);
 
-    const rows = await loadRows(args.data, cat.field);
-    const evalRows = (args.eval ? await loadRows(args.eval, cat.field) : rows).slice(0, args.evalLimit);
-    if (!resuming) await prepareNewRun(args.out);
-
-    const task = await openTask({ task: cat.task, matchMode: cat.match, threads: 1 });
+    const data = await readRows(args.data, cat.field);
+    const evalData = args.eval ? await readRows(args.eval, cat.field) : data;
+    // Nothing is created before the data, the model and the directory are known to be usable.
+    if (!resuming) refuseExistingRun(args.out);
     if (cat.anchor && path.resolve(cat.anchor) !== path.resolve(args.model)) {
       throw new UserError(
         "--anchor: in CaT-RL the anchor is the initial policy, i.e. --model without adapter",
       );
     }
-    const engines = await openCatEngines(args.model, { judge: cat.judge }, rt, { verbose });
+    const task = await openTask({ task: cat.task, matchMode: cat.match, threads: 1 });
+    const engines = await openCatEngines(args.model, { judge: cat.judge }, rt, { verbose }).catch(
+      async (e: unknown) => {
+        await task.close();
+        throw e;
+      },
+    );
     const sig = abortOnSigint();
     try {
+      // Every row is checked before step 1, on resume too, so no step ever draws a row that cannot run.
+      const rows = usableRows(args.data, data, engines.policy, rt.maxTokens);
+      const evalRows = (
+        args.eval ? usableRows(args.eval, evalData, engines.policy, rt.maxTokens) : rows
+      ).slice(0, args.evalLimit);
+      if (!resuming) await prepareNewRun(args.out);
+      await writeBadRows(args.out, [
+        ...data.bad.map((e) => ({ file: args.data, ...e })),
+        ...(args.eval ? evalData.bad.map((e) => ({ file: args.eval as string, ...e })) : []),
+      ]);
       const settings = catSettings(raw, cat, rt, engines, task, args.g, ["synthesis"]);
       const lora = { rank: args.loraRank, alpha: args.loraAlpha ?? 2 * args.loraRank, targets };
       const trainer = await openTrainer({
@@ -171,6 +193,9 @@ export function register(program: Command): void {
       process.stderr.write(
         `${state.steps_done}/${args.steps} steps done in ${args.out}; adapter: ${state.adapter ?? "(none)"}; report: catrl report ${args.out}\n`,
       );
+      const unfinished =
+        task.kind === "verifiable" ? describeUnfinishedChecks(task.unfinishedChecks()) : null;
+      if (unfinished) process.stderr.write(`${unfinished}\n`);
       if (sig.interrupted()) process.exitCode = 130;
     } finally {
       sig.dispose();
@@ -198,9 +223,28 @@ function stepOptions(a: {
   };
 }
 
-async function loadRows(file: string, field?: string): Promise<PromptRow[]> {
+type RowsRead = { rows: PromptRow[]; bad: JsonlError[] };
+
+async function readRows(file: string, field?: string): Promise<RowsRead> {
   const { rows, errors } = await readPromptRows(file, { field });
-  for (const e of errors) process.stderr.write(`${formatJsonlError(file, e)} (row skipped)\n`);
-  if (rows.length === 0) throw new UserError(`${file}: no usable prompt rows`);
-  return rows;
+  return { rows, bad: errors };
+}
+
+/**
+ * The rows of `file` that a step can run: schema errors and prompts too long for the model's context are
+ * reported, one line each naming the file and line, and left out (added to `read.bad`).
+ */
+function usableRows(
+  file: string,
+  read: RowsRead,
+  policy: Parameters<typeof splitByContextFit>[0],
+  maxTokens: number,
+): PromptRow[] {
+  const { fit, errors } = splitByContextFit(policy, read.rows, maxTokens);
+  read.bad.push(...errors);
+  read.bad.sort((a, b) => a.line - b.line);
+  for (const e of read.bad) process.stderr.write(`${formatJsonlError(file, e)} (row skipped)\n`);
+  if (fit.length === 0)
+    throw new UserError(`${file}: no usable prompt rows (${read.bad.length} bad rows, listed above)`);
+  return fit;
 }

@@ -25,9 +25,10 @@
  * with skipped: true and not applied (parameters and moments unchanged).
  */
 import { existsSync, statSync } from "node:fs";
-import { rename } from "node:fs/promises";
+import { open, rename, rm } from "node:fs/promises";
 import path from "node:path";
 import { z } from "zod";
+import { tmpNameFor, writeError } from "../../util/atomic-write.js";
 import { UserError } from "../../util/errors.js";
 import { readCheckpoint, writeCheckpoint } from "./checkpoint.js";
 import {
@@ -351,9 +352,18 @@ export class Trainer {
   /** Writes the adapter in llama.cpp's LoRA GGUF format (atomically: temp file, then rename). */
   exportAdapter(file: string): Promise<void> {
     return this.serial(async () => {
-      const tmp = `${file}.tmp-${process.pid}`;
-      this.native.exportAdapter(tmp);
-      await rename(tmp, file);
+      const tmp = tmpNameFor(file);
+      try {
+        // Opened here first so that a missing directory or a full disk gets Node's error code.
+        await (await open(tmp, "w")).close();
+        this.native.exportAdapter(tmp);
+        await rename(tmp, file);
+      } catch (e) {
+        await rm(tmp, { force: true }).catch(() => {});
+        // The addon's failure carries no errno: the GGUF writer's fwrite failed.
+        const code = (e as NodeJS.ErrnoException).code;
+        throw writeError(file, code ? e : new Error("writing the GGUF failed: disk full or I/O error"));
+      }
     });
   }
 
