@@ -1,6 +1,22 @@
 import { type LlamaEngine, openLlamaEngine } from "../engine/llama-engine.js";
 import { resolveModelPath } from "../engine/model-source.js";
+import { isEndpointUrl } from "../engine/remote-endpoint.js";
+import { openRemoteEngine } from "../engine/remote-engine.js";
+import type { Engine } from "../engine/types.js";
 import type { RuntimeOptions } from "./options.js";
+
+/**
+ * Opens a model flag's value: an OpenAI-compatible base URL becomes a remote engine, anything else a
+ * local GGUF (sharing `shareModelWith`'s loaded model when given).
+ */
+export async function openModelFromCli(
+  spec: string,
+  rt: RuntimeOptions,
+  extra: { verbose?: boolean; maxSequences?: number; shareModelWith?: LlamaEngine } = {},
+): Promise<Engine> {
+  if (isEndpointUrl(spec)) return openRemoteEngine({ url: spec, log: (l) => process.stderr.write(`${l}\n`) });
+  return openEngineFromCli(spec, rt, extra);
+}
 
 /** Resolves a --model argument (path or hf: URI, offline-safe) and opens the local engine on it. */
 export async function openEngineFromCli(

@@ -4,7 +4,7 @@ import path from "node:path";
 import { type CatEngines, type CatSettings, type PromptResult, runCat } from "../cat/pipeline.js";
 import type { Task } from "../cat/task.js";
 import type { PromptRow } from "../data/prompt-rows.js";
-import type { LlamaEngine } from "../engine/llama-engine.js";
+import type { AdapterEngine } from "../engine/capabilities.js";
 import { appendLineDurable } from "../util/atomic-write.js";
 import { formatSeconds, ProgressLine } from "../util/progress.js";
 import { groupAdvantages, meanStd } from "./advantages.js";
@@ -30,7 +30,7 @@ export type LoopSettings = {
 };
 
 export type LoopContext = {
-  engines: CatEngines & { policy: LlamaEngine };
+  engines: CatEngines & { policy: AdapterEngine };
   task: Task;
   trainer: Trainer;
   rows: PromptRow[];

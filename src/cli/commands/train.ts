@@ -3,6 +3,8 @@ import type { Command } from "commander";
 import { openTask } from "../../cat/task.js";
 import { formatJsonlError } from "../../data/jsonl.js";
 import { type PromptRow, readPromptRows } from "../../data/prompt-rows.js";
+import { requireAdapters } from "../../engine/capabilities.js";
+import { isEndpointUrl } from "../../engine/remote-endpoint.js";
 import { RUN_FILES } from "../../rl/records.js";
 import { parseTargets, readConfigFile, TRAIN_DEFAULTS, TrainArgsSchema } from "../../rl/train-config.js";
 import { trainLoop } from "../../rl/train-loop.js";
@@ -91,14 +93,19 @@ export function register(program: Command): void {
     if (!resuming) await prepareNewRun(args.out);
 
     const task = await openTask({ task: cat.task, matchMode: cat.match, threads: 1 });
-    if (cat.anchor && path.resolve(cat.anchor) !== path.resolve(args.model)) {
+    // A server may host the frozen anchor (serving the same base as --model); a different file may not.
+    const remoteAnchor = cat.anchor != null && isEndpointUrl(cat.anchor) ? cat.anchor : undefined;
+    if (cat.anchor && !remoteAnchor && path.resolve(cat.anchor) !== path.resolve(args.model)) {
       throw new UserError(
         "--anchor: in CaT-RL the anchor is the initial policy, i.e. --model without adapter",
       );
     }
-    const engines = await openCatEngines(args.model, { judge: cat.judge }, rt, { verbose });
+    const engines = await openCatEngines(args.model, { anchor: remoteAnchor, judge: cat.judge }, rt, {
+      verbose,
+    });
     const sig = abortOnSigint();
     try {
+      const policy = requireAdapters(engines.policy, "--model");
       const settings = catSettings(raw, cat, rt, engines, task, args.g, ["synthesis"]);
       const lora = { rank: args.loraRank, alpha: args.loraAlpha ?? 2 * args.loraRank, targets };
       const trainer = await openTrainer({
@@ -113,7 +120,10 @@ export function register(program: Command): void {
         if (!resuming) {
           const models = await modelRecords([
             { role: "policy-base", path: engines.policy.info.path },
-            { role: "judge", path: engines.judge.info.path },
+            ...(remoteAnchor
+              ? [{ role: "anchor", path: remoteAnchor, remote: engines.anchor.info.remote }]
+              : []),
+            { role: "judge", path: engines.judge.info.path, remote: engines.judge.info.remote },
           ]);
           const options = Object.fromEntries(Object.entries(raw).filter(([, v]) => v !== undefined));
           await writeFileAtomic(
@@ -139,7 +149,7 @@ export function register(program: Command): void {
         }
         state = await trainLoop(
           {
-            engines,
+            engines: { ...engines, policy },
             task,
             trainer,
             rows,
