@@ -1,9 +1,14 @@
+import { z } from "zod";
 import { type LlamaEngine, openLlamaEngine } from "../engine/llama-engine.js";
 import { resolveModelPath } from "../engine/model-source.js";
 import { isEndpointUrl } from "../engine/remote-endpoint.js";
 import { openRemoteEngine } from "../engine/remote-engine.js";
 import type { Engine } from "../engine/types.js";
+import { UserError } from "../util/errors.js";
 import type { RuntimeOptions } from "./options.js";
+
+/** Retries of a failed request to a server (default DEFAULT_RETRIES in remote-http.ts). */
+const RetriesEnvSchema = z.coerce.number().int().min(0).optional();
 
 /**
  * Opens a model flag's value: an OpenAI-compatible base URL becomes a remote engine, anything else a
@@ -14,7 +19,15 @@ export async function openModelFromCli(
   rt: RuntimeOptions,
   extra: { verbose?: boolean; maxSequences?: number; shareModelWith?: LlamaEngine } = {},
 ): Promise<Engine> {
-  if (isEndpointUrl(spec)) return openRemoteEngine({ url: spec, log: (l) => process.stderr.write(`${l}\n`) });
+  if (isEndpointUrl(spec)) {
+    const retries = RetriesEnvSchema.safeParse(process.env.CATRL_REMOTE_RETRIES);
+    if (!retries.success) throw new UserError("CATRL_REMOTE_RETRIES: expected a whole number >= 0");
+    return openRemoteEngine({
+      url: spec,
+      retries: retries.data,
+      log: (l) => process.stderr.write(`${l}\n`),
+    });
+  }
   return openEngineFromCli(spec, rt, extra);
 }
 

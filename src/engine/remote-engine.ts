@@ -1,3 +1,4 @@
+import { setMaxListeners } from "node:events";
 import pLimit, { type LimitFunction } from "p-limit";
 import { UserError } from "../util/errors.js";
 import { type ApiKey, apiKeyFromEnv, type Endpoint, parseEndpoint } from "./remote-endpoint.js";
@@ -150,6 +151,8 @@ export class RemoteEngine implements Engine {
 
   private call(c: Call, signal?: AbortSignal): Promise<unknown> {
     this.assertOpen();
+    // Every request in flight listens on the run's abort signal (they are removed as requests end).
+    if (signal) setMaxListeners(0, signal);
     return requestJson(c.method, this.url(c.path), c.body, {
       apiKey: this.opts.apiKey?.value,
       timeoutMs: this.opts.timeoutMs,
