@@ -7,6 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { hasLlamaServer, LlamaServer, llamaServerBinary } from "../bench/llama-cpp/llama-server.js";
 import { openLlamaEngine } from "../src/engine/llama-engine.js";
 import { openRemoteEngine, type RemoteEngine } from "../src/engine/remote-engine.js";
+import { peftDirFor } from "../src/rl/peft-export.js";
 import { CLI, hasStories, REPO_ROOT, readJsonlFile, STORIES } from "./helpers/shared.js";
 
 /**
@@ -160,6 +161,10 @@ describe.skipIf(!ready)("RemoteEngine on a real llama-server (stories260K)", () 
     });
     const steps = readJsonlFile(path.join(out, "steps.jsonl"));
     expect(steps.map((st) => st.step)).toEqual([1, 2]);
+    // Each adapter in both formats: llama.cpp's GGUF and PEFT's folder beside it.
+    const adapter = path.join(out, JSON.parse(readFileSync(path.join(out, "state.json"), "utf8")).adapter);
+    expect(existsSync(adapter)).toBe(true);
+    expect(existsSync(path.join(peftDirFor(adapter), "adapter_model.safetensors"))).toBe(true);
     const manifest = JSON.parse(readFileSync(path.join(out, "run.json"), "utf8"));
     expect(manifest.models.map((m: { role: string }) => m.role)).toEqual(["policy-base", "anchor", "judge"]);
     expect(manifest.models[1]).toMatchObject({ url: server.url, server: "llama-server" });

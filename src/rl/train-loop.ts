@@ -8,6 +8,7 @@ import type { AdapterEngine } from "../engine/capabilities.js";
 import { appendLineDurable } from "../util/atomic-write.js";
 import { formatSeconds, ProgressLine } from "../util/progress.js";
 import { groupAdvantages, meanStd } from "./advantages.js";
+import { exportAdapterFiles, removeAdapterFiles } from "./peft-export.js";
 import { promptsForStep } from "./prompt-schedule.js";
 import { type EvalRecord, RUN_FILES, type StepRecord } from "./records.js";
 import { type TrainState, writeState } from "./train-run.js";
@@ -67,7 +68,7 @@ export async function trainLoop(ctx: LoopContext, s: LoopSettings, state: TrainS
     const checkpoint = `checkpoints/${name}`;
     let written = state.adapter;
     if (!rec.skipped || !state.adapter) {
-      await ctx.trainer.exportAdapter(path.join(s.dir, adapter));
+      await exportAdapterFiles(ctx.trainer, path.join(s.dir, adapter));
       written = adapter;
     }
     await ctx.trainer.saveCheckpoint(path.join(s.dir, checkpoint));
@@ -228,5 +229,5 @@ async function pruneAdapters(dir: string, state: TrainState, keep: number): Prom
   const stale = files
     .slice(0, Math.max(0, files.length - keep))
     .filter((f) => `adapters/${f}` !== state.adapter);
-  for (const f of stale) await rm(path.join(adir, f), { force: true });
+  for (const f of stale) await removeAdapterFiles(path.join(adir, f));
 }
