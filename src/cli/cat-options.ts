@@ -13,6 +13,7 @@ import { JudgeModeSchema } from "../cat/rubric-rewards.js";
 import type { Task } from "../cat/task.js";
 import { LlamaEngine } from "../engine/llama-engine.js";
 import { isEndpointUrl } from "../engine/remote-endpoint.js";
+import { RemoteEngine } from "../engine/remote-engine.js";
 import {
   isSamplingPresetName,
   presetForFamily,
@@ -98,8 +99,14 @@ export async function openCatEngines(
   const owned = [policy];
   const same = (a: string | undefined, b: string) =>
     a == null || (isEndpointUrl(a) ? a === b : !isEndpointUrl(b) && path.resolve(a) === path.resolve(b));
-  const shared = () =>
-    policy instanceof LlamaEngine ? openModelFromCli(model, rt, { ...opts, shareModelWith: policy }) : policy;
+  // The same file shares the policy's loaded model (two contexts); a server is stateless and serves both;
+  // a worker pool cannot share (its models live in the workers) and gets its own.
+  const shared = async () =>
+    policy instanceof LlamaEngine
+      ? openModelFromCli(model, rt, { ...opts, shareModelWith: policy })
+      : policy instanceof RemoteEngine
+        ? policy
+        : openModelFromCli(model, rt, opts);
   const anchor =
     args.anchor == null || same(args.anchor, model)
       ? await shared()

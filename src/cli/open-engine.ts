@@ -1,6 +1,7 @@
 import { z } from "zod";
 import { type LlamaEngine, openLlamaEngine } from "../engine/llama-engine.js";
 import { resolveModelPath } from "../engine/model-source.js";
+import { openPoolEngine } from "../engine/pool-engine.js";
 import { isEndpointUrl } from "../engine/remote-endpoint.js";
 import { openRemoteEngine } from "../engine/remote-engine.js";
 import type { Engine } from "../engine/types.js";
@@ -26,6 +27,16 @@ export async function openModelFromCli(
       url: spec,
       retries: retries.data,
       log: (l) => process.stderr.write(`${l}\n`),
+    });
+  }
+  if (rt.devices && !extra.shareModelWith) {
+    const modelPath = await resolveModelPath(spec, { allowDownload: process.env.CATRL_OFFLINE !== "1" });
+    return openPoolEngine({
+      modelPath,
+      devices: rt.devices,
+      threads: rt.threads,
+      verbose: extra.verbose,
+      maxSequences: extra.maxSequences,
     });
   }
   return openEngineFromCli(spec, rt, extra);
