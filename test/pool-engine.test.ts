@@ -72,7 +72,11 @@ describe.skipIf(!hasStories)("PoolEngine: 2 CPU workers vs one engine (stories26
     expect(pool.size).toBe(2);
     expect(strip(fromPool)).toEqual(strip(fromOne));
     expect(seen).toHaveLength(PROMPTS.length * 4);
-    expect(new Set(seen.map((r) => r.requestIndex))).toEqual(new Set([0, 1, 2, 3, 4]));
+    expect(new Set(seen.map((r) => `${r.requestIndex}/${r.rolloutIndex}`)).size).toBe(PROMPTS.length * 4);
+    // One group of 16 splits across both workers and keeps its seeds.
+    const [one] = await single.generate([{ ...requests()[0], n: 16 }]);
+    const [split] = await pool.generate([{ ...requests()[0], n: 16 }]);
+    expect(strip([split])).toEqual(strip([one]));
     expect(pool.tokenizePrompt(PROMPTS[1], "raw")).toEqual(single.tokenizePrompt(PROMPTS[1], "raw"));
     expect(pool.info.path).toBe(STORIES);
   });

@@ -24,8 +24,8 @@ import type {
 
 /**
  * Per-device workers behind one `Engine`: one process per device, each owning its own copy of the model
- * and its context, with the prompt groups of every call spread across them (contiguous equal shares)
- * and the answers put back in order. Rollout i of a request keeps seed `seed + i` wherever it runs, so on
+ * and its context, with the rollouts of every call spread across them (contiguous equal shares: a group
+ * of G rollouts also splits) and the answers put back in order. Rollout i of a request keeps seed `seed + i` wherever it runs, so on
  * a batch-invariant backend the results are those of a single engine (tested on CPU).
  *
  * Processes rather than worker threads: the device must be chosen before the GPU backend loads, and
@@ -227,23 +227,58 @@ export class PoolEngine implements Engine {
     return out;
   }
 
+  /**
+   * Rollouts (not only prompts) in contiguous equal shares: a worker's share is sub-requests of
+   * consecutive rollouts, each starting at its own seed (`seed + first`), so one group of G also runs on
+   * every device and keeps the seeds it has on one engine.
+   */
+  private shareRollouts(
+    requests: GenerationRequest[],
+  ): { worker: PoolWorker; parts: { k: number; first: number; request: GenerationRequest }[] }[] {
+    const units = requests.flatMap((r, k) => Array.from({ length: r.n }, (_, i) => ({ k, i })));
+    const n = this.workers.length;
+    return this.workers
+      .map((worker, w) => {
+        const mine = units.slice(
+          Math.floor((w * units.length) / n),
+          Math.floor(((w + 1) * units.length) / n),
+        );
+        const parts: { k: number; first: number; request: GenerationRequest }[] = [];
+        for (const u of mine) {
+          const last = parts.at(-1);
+          if (last && last.k === u.k) last.request.n++;
+          else
+            parts.push({
+              k: u.k,
+              first: u.i,
+              request: { ...requests[u.k], n: 1, seed: requests[u.k].seed + u.i },
+            });
+        }
+        return { worker, parts };
+      })
+      .filter((s) => s.parts.length > 0);
+  }
+
   async generate(requests: GenerationRequest[], options: GenerateOptions = {}): Promise<Rollout[][]> {
     this.assertOpen();
     const total = requests.reduce((s, r) => s + r.n, 0);
     const t0 = performance.now();
     const done = new Map<PoolWorker, { rolloutsDone: number; tokensGenerated: number }>();
-    const out: Rollout[][] = new Array(requests.length);
+    const out: Rollout[][] = requests.map(() => []);
     await Promise.all(
-      this.spread(requests).map(async (part) => {
-        // Workers number requests from 0 in their share; callers see the original request index.
-        const fix = (r: Rollout): Rollout => ({ ...r, requestIndex: part.at[r.requestIndex] });
-        const res = (await part.worker.request(
-          { type: "call", method: "generate", args: [part.items] },
+      this.shareRollouts(requests).map(async ({ worker, parts }) => {
+        // Workers number their sub-requests and rollouts from 0; callers see the original indices.
+        const fix = (r: Rollout): Rollout => {
+          const p = parts[r.requestIndex];
+          return { ...r, requestIndex: p.k, rolloutIndex: p.first + r.rolloutIndex };
+        };
+        const res = (await worker.request(
+          { type: "call", method: "generate", args: [parts.map((p) => p.request)] },
           {
             signal: options.signal,
             onRollout: (r) => options.onRollout?.(fix(r)),
             onProgress: (p) => {
-              done.set(part.worker, p);
+              done.set(worker, p);
               if (!options.onProgress) return;
               let rolloutsDone = 0;
               let tokensGenerated = 0;
@@ -260,12 +295,15 @@ export class PoolEngine implements Engine {
             },
           },
         )) as Rollout[][];
-        part.at.forEach((k, j) => {
-          out[k] = res[j].map(fix);
-        });
+        for (const group of res)
+          for (const r of group) {
+            const f = fix(r);
+            out[f.requestIndex][f.rolloutIndex] = f;
+          }
       }),
     );
-    return out;
+    // Aborted runs may leave holes, as the single engine returns only the rollouts it has.
+    return out.map((g) => g.filter(Boolean));
   }
 
   score(requests: ScoreRequest[], options: { signal?: AbortSignal } = {}): Promise<ScoreResult[]> {
