@@ -310,6 +310,9 @@ export class RemoteEngine implements Engine {
       this.completionBody(prompt, {
         max_tokens: 1,
         logprobs: 1,
+        seed: 0,
+        // A first token that ends generation would leave no token to carry a log-prob.
+        ignore_eos: true,
         ...this.samplingBody({ temperature: 1, topK: 0, topP: 1, minP: 0 }),
       }),
     );
