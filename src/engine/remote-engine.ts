@@ -27,6 +27,7 @@ import {
   type NextTokenRequest,
   type NextTokenResult,
   type Prompt,
+  type RemoteModelIdentity,
   type ResolvedGenerationRequest,
   type Rollout,
   type Sampling,
@@ -43,7 +44,7 @@ import {
  * Adapters are not a capability: the server serves its own weights.
  */
 
-export type ServerKind = "llama-server" | "vllm";
+export type ServerKind = RemoteModelIdentity["server"];
 
 export type RemoteEngineOptions = {
   /** Base URL of the OpenAI-compatible API, e.g. `http://gpu-node:8080/v1`. */
@@ -514,5 +515,3 @@ export class RemoteEngine implements Engine {
 function isRaw(s: Sampling): boolean {
   return s.temperature === 1 && s.topK === 0 && s.topP === 1 && s.minP === 0 && (s.repeatPenalty ?? 1) === 1;
 }
-
-export type { FinishReason };

@@ -12,7 +12,7 @@ import { toPromptRow } from "../../data/prompt-rows.js";
 import { writeFileAtomic } from "../../util/atomic-write.js";
 import { UserError } from "../../util/errors.js";
 import { defaultThreads } from "../../util/threads.js";
-import { openEngineFromCli } from "../open-engine.js";
+import { openModelFromCli } from "../open-engine.js";
 import { addRuntimeOptions, parseOrExplain, parseRuntimeOptions } from "../options.js";
 
 const EvalArgsSchema = z.object({
@@ -43,7 +43,7 @@ export function register(program: Command): void {
       "gold file: rows with `answer` (e.g. MATH-500) or HealthBench rows with `rubrics`",
     )
     .option("--match <mode>", "answer matching: math (symbolic) | exact", "math")
-    .option("--judge <gguf>", "grader for HealthBench rubrics");
+    .option("--judge <gguf|url>", "grader for HealthBench rubrics");
   addRuntimeOptions(cmd);
   cmd.action(async (dir: string, raw: Record<string, unknown>) => {
     const args = parseOrExplain(EvalArgsSchema, raw);
@@ -132,7 +132,7 @@ async function evalHealthBench(
     const i = r.estimators[n as keyof typeof r.estimators]?.index;
     return i == null ? "" : (r.rollouts[i]?.text ?? "");
   };
-  const judge = await openEngineFromCli(judgePath, parseRuntimeOptions(raw), { verbose });
+  const judge = await openModelFromCli(judgePath, parseRuntimeOptions(raw), { verbose });
   try {
     const judged = await judgeItems(
       judge,
