@@ -173,3 +173,106 @@ describe("RemoteEngine against a scripted server", () => {
     expect(e.message).toMatch(/mutual-predictability/);
   });
 });
+
+/** Answers as vLLM's OpenAI server documents (protocol.py): legacy logprobs, token_id:N, prompt_logprobs. */
+async function fakeVllm(seen: Record<string, unknown>[]): Promise<string> {
+  return fakeServer((req, body, res) => {
+    const toks = (s: string) => [...s].map((c) => c.charCodeAt(0) % 50);
+    switch (req.url) {
+      case "/props":
+        return json(res, 404, { detail: "Not Found" });
+      case "/version":
+        return json(res, 200, { version: "0.11.0" });
+      case "/v1/models":
+        return json(res, 200, { object: "list", data: [{ id: "Qwen/Qwen3-4B", max_model_len: 4096 }] });
+      case "/tokenize":
+        return json(res, 200, { count: 1, max_model_len: 4096, tokens: toks(String(body.prompt)) });
+      case "/v1/completions": {
+        seen.push(body);
+        if (body.prompt_logprobs != null) {
+          // Position 0 has no log-prob; position i gives token i (and the top alternative) given the rest.
+          const plp = (body.prompt as number[]).map((t, i) =>
+            i === 0 ? null : { [String(t)]: { logprob: -i / 10, rank: 1 } },
+          );
+          return json(res, 200, { choices: [{ text: "x", finish_reason: "length", prompt_logprobs: plp }] });
+        }
+        const n = body.max_tokens as number;
+        const ids = Array.from({ length: n }, (_, i) => 40 + i);
+        return json(res, 200, {
+          choices: [
+            {
+              text: "ab",
+              finish_reason: n > 3 ? "stop" : "length",
+              stop_reason: body.stop ? "\n" : null,
+              logprobs: {
+                text_offset: ids.map((_, i) => i),
+                tokens: ids.map((t) => `token_id:${t}`),
+                token_logprobs: ids.map((_, i) => -0.5 - i),
+                top_logprobs: ids.map((t) => ({ [`token_id:${t}`]: -0.5, "token_id:7": -1.5 })),
+              },
+            },
+          ],
+        });
+      }
+    }
+  });
+}
+
+describe("RemoteEngine against a scripted vLLM (its documented answer shapes)", () => {
+  it("reads identity, sampled token ids, finish reasons, judge alternatives and prompt log-probs", async () => {
+    const seen: Record<string, unknown>[] = [];
+    const engine = await openRemoteEngine({ url: await fakeVllm(seen), apiKey: undefined });
+    expect(engine.info.remote).toMatchObject({
+      server: "vllm",
+      modelId: "Qwen/Qwen3-4B",
+      version: "vllm 0.11.0",
+    });
+    expect(engine.info.family).toBe("qwen3");
+    expect(engine.info.trainContextSize).toBe(4096);
+    const sampling = { temperature: 0.7, topK: 0, topP: 0.8, minP: 0 };
+    const [[eog], [stop]] = await engine.generate([
+      { prompt: "hi", format: "raw", n: 1, maxTokens: 5, seed: 3, sampling },
+      {
+        prompt: "hi",
+        format: "raw",
+        n: 1,
+        maxTokens: 5,
+        seed: 9,
+        sampling,
+        stop: ["\n"],
+        jsonSchema: { type: "object" },
+      },
+    ]);
+    expect(eog.tokens).toEqual([40, 41, 42, 43, 44]);
+    expect(eog.logprobs).toEqual([-0.5, -1.5, -2.5, -3.5, -4.5]);
+    expect(eog.finishReason).toBe("eog");
+    expect(stop.finishReason).toBe("stop");
+    const sent = seen.find((b) => b.seed === 9)!;
+    expect(sent).toMatchObject({
+      top_k: -1,
+      top_p: 0.8,
+      temperature: 0.7,
+      return_tokens_as_token_ids: true,
+      logprobs: 1,
+    });
+    expect(sent.structured_outputs).toEqual({ json: { type: "object" } });
+
+    const [probs] = await engine.nextTokenProbs([
+      { prompt: "q", format: "raw", candidates: ["9", "a", "9"] },
+    ]);
+    // After "q", "9" is token 57 % 50 = 7, an alternative at -1.5; "a" (47) is not among them; a repeated
+    // first token counts once.
+    expect(probs.probs[0]).toBeCloseTo(Math.exp(-1.5), 12);
+    expect(probs.probs.slice(1)).toEqual([0, 0]);
+    expect(seen.at(-1)).toMatchObject({ max_tokens: 1, logprobs: 20, temperature: 1, top_k: -1 });
+
+    const [scored] = await engine.score([{ prompt: "hi", format: "raw", continuation: [5, 6] }]);
+    const promptLen = "hi".length;
+    expect(scored.tokens).toEqual([5, 6]);
+    expect(scored.logprobs.map((x) => Number(x.toFixed(6)))).toEqual([
+      -promptLen / 10,
+      -(promptLen + 1) / 10,
+    ]);
+    await engine.dispose();
+  });
+});
