@@ -109,19 +109,23 @@ class PoolWorker {
     if (this.exited) return Promise.reject(new UserError(this.exited));
     const id = this.nextId++;
     return new Promise((resolve, reject) => {
-      this.pending.set(id, { resolve, reject, onRollout: extra.onRollout, onProgress: extra.onProgress });
+      // An abort reaches the worker, which stops its sequences and answers with what finished.
       const onAbort = () => this.proc.send({ type: "abort", id } satisfies PoolRequest);
+      const settle = () => extra.signal?.removeEventListener("abort", onAbort);
+      this.pending.set(id, {
+        resolve: (v) => {
+          settle();
+          resolve(v);
+        },
+        reject: (e) => {
+          settle();
+          reject(e);
+        },
+        onRollout: extra.onRollout,
+        onProgress: extra.onProgress,
+      });
       extra.signal?.addEventListener("abort", onAbort, { once: true });
       this.proc.send({ ...msg, id } as PoolRequest);
-      const done = () => extra.signal?.removeEventListener("abort", onAbort);
-      this.pending.get(id)!.resolve = (v) => {
-        done();
-        resolve(v);
-      };
-      this.pending.get(id)!.reject = (e) => {
-        done();
-        reject(e);
-      };
     });
   }
 
