@@ -11,15 +11,18 @@ import {
 } from "../cat/pipeline.js";
 import { JudgeModeSchema } from "../cat/rubric-rewards.js";
 import type { Task } from "../cat/task.js";
-import type { LlamaEngine } from "../engine/llama-engine.js";
+import { LlamaEngine } from "../engine/llama-engine.js";
+import { isEndpointUrl } from "../engine/remote-endpoint.js";
+import { RemoteEngine } from "../engine/remote-engine.js";
 import {
   isSamplingPresetName,
   presetForFamily,
   SAMPLING_PRESETS,
   type SamplingPresetName,
 } from "../engine/sampling-presets.js";
+import type { Engine } from "../engine/types.js";
 import { UserError } from "../util/errors.js";
-import { openEngineFromCli } from "./open-engine.js";
+import { openModelFromCli } from "./open-engine.js";
 import { parseOrExplain, type RuntimeOptions, resolveSampling } from "./options.js";
 
 /**
@@ -38,10 +41,10 @@ export function paperMaxTokens(task: string): number {
 export function addCatOptions(cmd: Command): Command {
   return cmd
     .option(
-      "--anchor <gguf>",
+      "--anchor <gguf|url>",
       "frozen anchor that synthesizes references (default: the --model file, without adapter)",
     )
-    .option("--judge <gguf>", "judge for rubric criteria (default: the anchor)")
+    .option("--judge <gguf|url>", "judge for rubric criteria (default: the anchor)")
     .option("--task <task>", "math | gsm8k | freeform | path to an answer-extractor module", "math")
     .option("--match <mode>", "answer matching for math: exact (the paper's) | math (symbolic)", "math")
     .option("--field <name>", "JSONL field holding the prompt (default: auto-detect)")
@@ -103,29 +106,36 @@ export function parseEstimators(list: string | undefined): CatSettings["estimato
 }
 
 /**
- * Policy, anchor and judge. Files that are the same on disk share one loaded model (two contexts), as the
- * anchor usually is the policy's own base.
+ * Policy, anchor and judge, each a GGUF or a server URL. Files that are the same on disk share one loaded
+ * model (two contexts), as the anchor usually is the policy's own base; the same URL is one engine.
  */
 export async function openCatEngines(
   model: string,
   args: Pick<CatArgs, "anchor" | "judge">,
   rt: RuntimeOptions,
   opts: { verbose?: boolean } = {},
-): Promise<{ policy: LlamaEngine; anchor: LlamaEngine; judge: LlamaEngine; owned: LlamaEngine[] }> {
-  const policy = await openEngineFromCli(model, rt, opts);
+): Promise<{ policy: Engine; anchor: Engine; judge: Engine; owned: Engine[] }> {
+  const policy = await openModelFromCli(model, rt, opts);
   const owned = [policy];
-  const same = (a: string | undefined, b: string) => a == null || path.resolve(a) === path.resolve(b);
+  const same = (a: string | undefined, b: string) =>
+    a == null || (isEndpointUrl(a) ? a === b : !isEndpointUrl(b) && path.resolve(a) === path.resolve(b));
+  // The same file shares the policy's loaded model (two contexts); a server is stateless and serves both;
+  // a worker pool cannot share (its models live in the workers) and gets its own.
+  const shared = async () =>
+    policy instanceof LlamaEngine
+      ? openModelFromCli(model, rt, { ...opts, shareModelWith: policy })
+      : policy instanceof RemoteEngine
+        ? policy
+        : openModelFromCli(model, rt, opts);
   const anchor =
-    args.anchor == null || same(args.anchor, policy.info.path)
-      ? await openEngineFromCli(model, rt, { ...opts, shareModelWith: policy })
-      : await openEngineFromCli(args.anchor, rt, opts);
-  owned.push(anchor);
+    args.anchor == null || same(args.anchor, model)
+      ? await shared()
+      : await openModelFromCli(args.anchor, rt, opts);
+  if (anchor !== policy) owned.push(anchor);
   let judge = anchor;
-  if (args.judge != null && !same(args.judge, anchor.info.path)) {
-    judge = same(args.judge, policy.info.path)
-      ? await openEngineFromCli(model, rt, { ...opts, shareModelWith: policy })
-      : await openEngineFromCli(args.judge, rt, opts);
-    owned.push(judge);
+  if (args.judge != null && !same(args.judge, args.anchor ?? model)) {
+    judge = same(args.judge, model) ? await shared() : await openModelFromCli(args.judge, rt, opts);
+    if (judge !== policy) owned.push(judge);
   }
   return { policy, anchor, judge, owned };
 }

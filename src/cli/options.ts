@@ -1,6 +1,7 @@
 import { type Command, Option } from "commander";
 import { z } from "zod";
 import { GpuChoiceSchema } from "../engine/llama-runtime.js";
+import { DeviceListSchema, type PoolDevice } from "../engine/pool-engine.js";
 import {
   isSamplingPresetName,
   SAMPLING_PRESETS,
@@ -22,6 +23,11 @@ export function addRuntimeOptions(
   return cmd
     .addOption(new Option("--gpu <backend>", "auto | cuda | vulkan | cpu").default("auto"))
     .option("--threads <n>", "CPU threads for llama.cpp (default: the cores; 1 under CI)")
+    .option(
+      "--devices <list>",
+      "one worker process per device, each with its own model copy: cuda:0,cuda:1 | vulkan:0,... | cpu,cpu",
+    )
+    .option("--workers <n>", "N worker processes on --gpu (e.g. CPU workers); --threads is per worker")
     .option("--seed <n>", "base seed; rollout i of a prompt uses seed + i", "1")
     .option(
       "--max-tokens <n>",
@@ -76,12 +82,16 @@ export const RuntimeOptionsSchema = z.object({
   threads: intString("threads", 1).optional(),
   seed: intString("seed", 0),
   maxTokens: intString("max-tokens", 1).optional(),
+  devices: DeviceListSchema.optional(),
+  workers: intString("workers", 1).optional(),
 });
 export type RuntimeOptions = {
   gpu: z.infer<typeof GpuChoiceSchema>;
   threads: number;
   seed: number;
   maxTokens: number;
+  /** Set by --devices or --workers: local models run as a pool of worker processes on these devices. */
+  devices?: PoolDevice[];
 };
 
 /** `defaultMaxTokens`: the budget when --max-tokens was not given (the task's, for infer and train). */
@@ -89,8 +99,17 @@ export function parseRuntimeOptions(
   raw: Record<string, unknown>,
   defaultMaxTokens: number = DEFAULT_MAX_TOKENS,
 ): RuntimeOptions {
-  const r = parseOrExplain(RuntimeOptionsSchema, raw);
-  return { ...r, threads: r.threads ?? defaultThreads(), maxTokens: r.maxTokens ?? defaultMaxTokens };
+  const { workers, devices, ...r } = parseOrExplain(RuntimeOptionsSchema, raw);
+  if (workers != null && devices != null) throw new UserError("--workers and --devices: give one of them");
+  const pool =
+    devices ??
+    (workers != null && workers > 1 ? Array.from({ length: workers }, () => ({ gpu: r.gpu })) : undefined);
+  return {
+    ...r,
+    threads: r.threads ?? defaultThreads(),
+    maxTokens: r.maxTokens ?? defaultMaxTokens,
+    ...(pool ? { devices: pool } : {}),
+  };
 }
 
 const SamplingOverridesSchema = z.object({

@@ -159,10 +159,31 @@ export type ModelInfo = {
   hasChatTemplate: boolean;
   /** Family used to choose sampling presets, e.g. "qwen3", "llama3", "gemma3", "unknown". */
   family: string;
+  /** Set when the model is served by an OpenAI-compatible server (`path` is then its base URL). */
+  remote?: RemoteModelIdentity;
 };
 
+/** What a server says it serves: run.json records this instead of a file's sha256. */
+export type RemoteModelIdentity = {
+  url: string;
+  server: "llama-server" | "vllm";
+  /** The server's model id (`/v1/models`). */
+  modelId: string;
+  /** llama-server's build_info, or vLLM's /version. */
+  version: string;
+};
+
+/** A LoRA adapter file (llama.cpp GGUF) applied to every later batch, at `scale` (default 1). */
+export type AdapterSpec = { path: string; scale?: number };
+
+/**
+ * Optional capabilities are methods an engine may lack (a remote server cannot load our adapter files);
+ * callers test for them with the guards in `capabilities.ts` instead of naming a concrete class.
+ */
 export interface Engine {
   readonly info: ModelInfo;
+  /** Capability: swap the LoRA adapters the next batches run with (the policy in CaT-RL needs it). */
+  setAdapters?(adapters: AdapterSpec[]): Promise<void>;
   /** Generate `n` rollouts for every request, all sequences concurrently. Results are ordered by (request, rollout). */
   generate(requests: GenerationRequest[], options?: GenerateOptions): Promise<Rollout[][]>;
   /** Teacher-forced log-probs of given continuations. */

@@ -160,7 +160,11 @@ function provenance(run: RunManifest | undefined, data: RunData): string {
   const mono = (s: string): string => `<code>${esc(s)}</code>`;
   const models = table(
     ["role", "file", "size", "sha256"],
-    run.models.map((m) => [esc(m.role), mono(m.path), esc(bytes(m.bytes)), mono(m.sha256)]),
+    run.models.map((m) =>
+      "path" in m
+        ? [esc(m.role), mono(m.path), esc(bytes(m.bytes)), mono(m.sha256)]
+        : [esc(m.role), mono(m.url), esc(m.server), mono(`${m.model_id} @ ${m.version}`)],
+    ),
     [2],
   );
   const versions = keyValues(

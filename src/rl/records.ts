@@ -75,13 +75,22 @@ export const EvalRecordSchema = z.object({
 });
 export type EvalRecord = z.infer<typeof EvalRecordSchema>;
 
-export const ModelEntrySchema = z.object({
+const ModelFileEntrySchema = z.object({
   /** policy, anchor, judge, ... */
   role: z.string().min(1),
   path: z.string().min(1),
   sha256: z.string().regex(/^[0-9a-f]{64}$/, "sha256 must be 64 lowercase hex digits"),
   bytes: z.number().int().min(0),
 });
+/** A model served by an OpenAI-compatible server: identified by what the server reports. */
+const ServedModelEntrySchema = z.object({
+  role: z.string().min(1),
+  url: z.string().min(1),
+  server: z.string().min(1),
+  model_id: z.string().min(1),
+  version: z.string().min(1),
+});
+export const ModelEntrySchema = z.union([ModelFileEntrySchema, ServedModelEntrySchema]);
 export type ModelEntry = z.infer<typeof ModelEntrySchema>;
 
 /** DIR/run.json: what ran, with what, where. Written once when the run starts. */

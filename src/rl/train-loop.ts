@@ -4,11 +4,12 @@ import path from "node:path";
 import { type CatEngines, type CatSettings, type PromptResult, runCat } from "../cat/pipeline.js";
 import type { Task } from "../cat/task.js";
 import type { PromptRow } from "../data/prompt-rows.js";
-import type { LlamaEngine } from "../engine/llama-engine.js";
+import type { AdapterEngine } from "../engine/capabilities.js";
 import { appendLineDurable, writeError } from "../util/atomic-write.js";
 import { isUserError } from "../util/errors.js";
 import { formatSeconds, ProgressLine } from "../util/progress.js";
 import { groupAdvantages, meanStd } from "./advantages.js";
+import { exportAdapterFiles, removeAdapterFiles } from "./peft-export.js";
 import { promptsForStep } from "./prompt-schedule.js";
 import { type EvalRecord, RUN_FILES, type StepRecord } from "./records.js";
 import { type TrainState, writeState } from "./train-run.js";
@@ -31,7 +32,7 @@ export type LoopSettings = {
 };
 
 export type LoopContext = {
-  engines: CatEngines & { policy: LlamaEngine };
+  engines: CatEngines & { policy: AdapterEngine };
   task: Task;
   trainer: Trainer;
   rows: PromptRow[];
@@ -68,7 +69,7 @@ export async function trainLoop(ctx: LoopContext, s: LoopSettings, state: TrainS
     const checkpoint = `checkpoints/${name}`;
     let written = state.adapter;
     if (!rec.skipped || !state.adapter) {
-      await ctx.trainer.exportAdapter(path.join(s.dir, adapter));
+      await exportAdapterFiles(ctx.trainer, path.join(s.dir, adapter));
       written = adapter;
     }
     await ctx.trainer.saveCheckpoint(path.join(s.dir, checkpoint)).catch((e: unknown) => {
@@ -231,5 +232,5 @@ async function pruneAdapters(dir: string, state: TrainState, keep: number): Prom
   const stale = files
     .slice(0, Math.max(0, files.length - keep))
     .filter((f) => `adapters/${f}` !== state.adapter);
-  for (const f of stale) await rm(path.join(adir, f), { force: true });
+  for (const f of stale) await removeAdapterFiles(path.join(adir, f));
 }

@@ -2,16 +2,31 @@ import { readFileSync } from "node:fs";
 import { stat } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
+import type { RemoteModelIdentity } from "../engine/types.js";
 import { sha256File } from "../util/hash.js";
 import { packageRoot, packageVersion } from "../util/version.js";
 
-export type ModelRecord = { role: string; path: string; sha256: string; bytes: number };
+/** A model file by its hash, or a served model by what its server reports (no file to hash there). */
+export type ModelRecord =
+  | { role: string; path: string; sha256: string; bytes: number }
+  | { role: string; url: string; server: string; model_id: string; version: string };
 
-/** What makes a run reproducible besides its config: model hashes, versions, machine. */
-export async function modelRecords(models: { role: string; path: string }[]): Promise<ModelRecord[]> {
+/** What identifies a model's weights, for the checks that a resumed run uses the same ones. */
+export function modelIdentity(m: ModelRecord): string {
+  return "sha256" in m ? m.sha256 : `${m.server}:${m.model_id}@${m.version}`;
+}
+
+/** What makes a run reproducible besides its config: model hashes (or server identities), versions, machine. */
+export async function modelRecords(
+  models: { role: string; path: string; remote?: RemoteModelIdentity }[],
+): Promise<ModelRecord[]> {
   const seen = new Map<string, Promise<{ sha256: string; bytes: number }>>();
   return Promise.all(
     models.map(async (m) => {
+      if (m.remote) {
+        const r = m.remote;
+        return { role: m.role, url: r.url, server: r.server, model_id: r.modelId, version: r.version };
+      }
       const abs = path.resolve(m.path);
       let p = seen.get(abs);
       if (!p) {

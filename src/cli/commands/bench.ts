@@ -11,6 +11,8 @@ const subcommands: Array<(group: Command) => void> = [
   registerTrain,
   registerJudge,
   registerPrefixShare,
+  registerRemote,
+  registerPool,
 ];
 
 export function register(program: Command): void {
@@ -200,4 +202,71 @@ function parseBenchOptions<T extends z.ZodType>(schema: T, raw: unknown, name: s
     throw new UserError(`bench ${name} --${String(i.path[0] ?? "")}: ${i.message}`);
   }
   return parsed.data;
+}
+
+const RemoteCliSchema = z.object({
+  model: z.string().optional(),
+  threads: z.coerce.number().int().positive(),
+  maxTokens: z.coerce.number().int().positive(),
+  groupSizes: intList("-G"),
+  prompts: intList("--prompts"),
+  repeats: z.coerce.number().int().positive(),
+  out: z.string().optional(),
+});
+
+function registerRemote(group: Command): void {
+  group
+    .command("remote")
+    .description(
+      "rollouts through the remote engine vs a plain HTTP client, same llama-server, same parallelism",
+    )
+    .option("--model <file>", "GGUF the server loads (default ../shared/models/stories260K.gguf)")
+    .option("--threads <n>", "llama-server threads", "1")
+    .option("--max-tokens <n>", "tokens per rollout", "64")
+    .option("-G, --group-sizes <list>", "rollouts per prompt", "16")
+    .option("--prompts <list>", "prompts per batch", "1,4")
+    .option("--repeats <n>", "repeats, interleaved (medians reported)", "3")
+    .option("--out <file>", "JSON results (default bench/results/remote-<hostname>.json)")
+    .action(async (raw: Record<string, unknown>) => {
+      const o = parseBenchOptions(RemoteCliSchema, raw, "remote");
+      const { runRemoteBench } = await import("../../../bench/remote.js");
+      const r = await runRemoteBench({ ...o, G: o.groupSizes });
+      for (const s of r.summary)
+        process.stdout.write(
+          `${s.prompts}x${s.G}: engine ${s.engine.toFixed(2)} rollouts/s, plain client ${s.plain.toFixed(2)}, ratio ${s.ratio.toFixed(3)}\n`,
+        );
+      process.stdout.write(`load average ${r.machine.loadavg.join(" ")}; results in ${r.outFile}\n`);
+    });
+}
+
+const PoolCliSchema = z.object({
+  model: z.string().optional(),
+  workers: z.coerce.number().int().min(2),
+  g: z.coerce.number().int().positive(),
+  prompts: z.coerce.number().int().positive(),
+  maxTokens: z.coerce.number().int().positive(),
+  repeats: z.coerce.number().int().positive(),
+  out: z.string().optional(),
+});
+
+function registerPool(group: Command): void {
+  group
+    .command("pool")
+    .description("N CPU worker processes x 1 thread vs one engine x N threads, same rollouts")
+    .option("--model <file>", "GGUF (default models/85m-q8_0.gguf)")
+    .option("--workers <n>", "workers (and the single engine's threads)", "2")
+    .option("-G, --g <n>", "rollouts per prompt", "16")
+    .option("--prompts <n>", "prompts", "1")
+    .option("--max-tokens <n>", "tokens per rollout", "64")
+    .option("--repeats <n>", "repeats, interleaved (medians reported)", "3")
+    .option("--out <file>", "JSON results (default bench/results/pool-<hostname>.json)")
+    .action(async (raw: Record<string, unknown>) => {
+      const o = parseBenchOptions(PoolCliSchema, raw, "pool");
+      const { runPoolBench } = await import("../../../bench/pool.js");
+      const r = await runPoolBench({ ...o, G: o.g });
+      const s = r.summary;
+      process.stdout.write(
+        `engine ${s.engineTokensPerSec.toFixed(1)} tok/s, pool ${s.poolTokensPerSec.toFixed(1)} tok/s, pool/engine ${s.poolOverEngine.toFixed(3)}; load average ${r.machine.loadavg.join(" ")}; results in ${r.outFile}\n`,
+      );
+    });
 }

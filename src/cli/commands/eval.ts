@@ -16,11 +16,11 @@ import {
 } from "../../data/healthbench.js";
 import { readJsonl } from "../../data/jsonl.js";
 import { toPromptRow } from "../../data/prompt-rows.js";
+import { type ModelRecord, modelIdentity, modelRecords } from "../../run/provenance.js";
 import { writeFileAtomic } from "../../util/atomic-write.js";
 import { UserError } from "../../util/errors.js";
-import { sha256File } from "../../util/hash.js";
 import { defaultThreads } from "../../util/threads.js";
-import { openEngineFromCli } from "../open-engine.js";
+import { openModelFromCli } from "../open-engine.js";
 import { addRuntimeOptions, parseOrExplain, parseRuntimeOptions } from "../options.js";
 
 const EvalArgsSchema = z.object({
@@ -75,7 +75,7 @@ export function register(program: Command): void {
       "gold file: rows with `answer` (e.g. MATH-500) or HealthBench rows with `rubrics`",
     )
     .option("--match <mode>", "answer matching: math (symbolic) | exact", "math")
-    .option("--judge <gguf>", "grader for HealthBench rubrics (the official simple-evals grader prompt)")
+    .option("--judge <gguf|url>", "grader for HealthBench rubrics (the official simple-evals grader prompt)")
     .option(
       "--judge-mode <mode>",
       "logprob (P(true) of criteria_met, one forward pass) | generate (the grader writes the JSON)",
@@ -205,8 +205,10 @@ async function evalHealthBench(
     return i == null ? { index: null, text: "" } : { index: i, text: r.rollouts[i]?.text ?? "" };
   };
   const runtime = parseRuntimeOptions(raw);
-  const judgeSha = await sha256File(judgePath);
-  const judge = await openEngineFromCli(judgePath, runtime, { verbose });
+  const judge = await openModelFromCli(judgePath, runtime, { verbose });
+  // The audit names the judge's weights: a file's sha256, or what a server reports of its model.
+  const [judgeRecord] = await modelRecords([{ role: "judge", path: judgePath, remote: judge.info.remote }]);
+  const judgeSha = modelIdentity(judgeRecord as ModelRecord);
   try {
     const judged = await judgeItems(
       judge,

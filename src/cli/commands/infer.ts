@@ -8,7 +8,7 @@ import { JUDGE_PROMPT_ID, RUBRIC_PROMPT_ID } from "../../cat/rubric/prompt.js";
 import { describeUnfinishedChecks, openTask } from "../../cat/task.js";
 import { formatJsonlError } from "../../data/jsonl.js";
 import { readPromptRows } from "../../data/prompt-rows.js";
-import { hostInfo, modelRecords, versions } from "../../run/provenance.js";
+import { hostInfo, modelIdentity, modelRecords, versions } from "../../run/provenance.js";
 import { appendLineDurable, writeFileAtomic } from "../../util/atomic-write.js";
 import { UserError } from "../../util/errors.js";
 import { formatSeconds, ProgressLine } from "../../util/progress.js";
@@ -84,9 +84,9 @@ export function register(program: Command): void {
       if (rows.length === 0) throw noRows();
       const settings = catSettings(raw, cat, rt, engines, task, args.g, parseEstimators(args.estimators));
       const models = await modelRecords([
-        { role: "policy", path: engines.policy.info.path },
-        { role: "anchor", path: engines.anchor.info.path },
-        { role: "judge", path: engines.judge.info.path },
+        { role: "policy", path: engines.policy.info.path, remote: engines.policy.info.remote },
+        { role: "anchor", path: engines.anchor.info.path, remote: engines.anchor.info.remote },
+        { role: "judge", path: engines.judge.info.path, remote: engines.judge.info.remote },
       ]);
       const config = {
         data: args.data,
@@ -105,8 +105,8 @@ export function register(program: Command): void {
         batch_prompts: args.batchPrompts,
         threads: rt.threads,
         gpu: rt.gpu,
-        model_sha256: models[0].sha256,
-        anchor_sha256: models[1].sha256,
+        model_sha256: modelIdentity(models[0]),
+        anchor_sha256: modelIdentity(models[1]),
       };
       const run = await openInferRun(args.out, {
         kind: INFER_KIND,

@@ -5,7 +5,7 @@ import { presetForFamily } from "../../engine/sampling-presets.js";
 import type { Prompt, Rollout } from "../../engine/types.js";
 import { UserError } from "../../util/errors.js";
 import { ProgressLine } from "../../util/progress.js";
-import { abortOnSigint, openEngineFromCli } from "../open-engine.js";
+import { abortOnSigint, openModelFromCli } from "../open-engine.js";
 import {
   addRuntimeOptions,
   addSamplingOptions,
@@ -67,7 +67,7 @@ export function register(program: Command): void {
         ? [args.prompt]
         : await loadPrompts(args.data!, { field: args.field, limit: args.limit });
     const verbose = program.opts().verbose === true;
-    const engine = await openEngineFromCli(args.model, rt, { verbose, maxSequences: args.maxSequences });
+    const engine = await openModelFromCli(args.model, rt, { verbose, maxSequences: args.maxSequences });
     const { sampling, preset } = resolveSampling(raw, presetForFamily(engine.info.family));
     const sink: WriteStream | NodeJS.WriteStream = args.out ? createWriteStream(args.out) : process.stdout;
     const sig = abortOnSigint();

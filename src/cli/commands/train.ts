@@ -4,6 +4,8 @@ import { splitByContextFit } from "../../cat/prompt-fit.js";
 import { describeUnfinishedChecks, openTask } from "../../cat/task.js";
 import { formatJsonlError, type JsonlError } from "../../data/jsonl.js";
 import { type PromptRow, readPromptRows } from "../../data/prompt-rows.js";
+import { requireAdapters } from "../../engine/capabilities.js";
+import { isEndpointUrl } from "../../engine/remote-endpoint.js";
 import { RUN_FILES } from "../../rl/records.js";
 import { parseTargets, readConfigFile, TRAIN_DEFAULTS, TrainArgsSchema } from "../../rl/train-config.js";
 import { trainLoop } from "../../rl/train-loop.js";
@@ -104,20 +106,23 @@ export function register(program: Command): void {
     const evalData = args.eval ? await readRows(args.eval, cat.field) : data;
     // Nothing is created before the data, the model and the directory are known to be usable.
     if (!resuming) refuseExistingRun(args.out);
-    if (cat.anchor && path.resolve(cat.anchor) !== path.resolve(args.model)) {
+    // A server may host the frozen anchor (serving the same base as --model); a different file may not.
+    const remoteAnchor = cat.anchor != null && isEndpointUrl(cat.anchor) ? cat.anchor : undefined;
+    if (cat.anchor && !remoteAnchor && path.resolve(cat.anchor) !== path.resolve(args.model)) {
       throw new UserError(
         "--anchor: in CaT-RL the anchor is the initial policy, i.e. --model without adapter",
       );
     }
     const task = await openTask({ task: cat.task, matchMode: cat.match, threads: 1 });
-    const engines = await openCatEngines(args.model, { judge: cat.judge }, rt, { verbose }).catch(
-      async (e: unknown) => {
-        await task.close();
-        throw e;
-      },
-    );
+    const engines = await openCatEngines(args.model, { anchor: remoteAnchor, judge: cat.judge }, rt, {
+      verbose,
+    }).catch(async (e: unknown) => {
+      await task.close();
+      throw e;
+    });
     const sig = abortOnSigint();
     try {
+      const policy = requireAdapters(engines.policy, "--model");
       // Every row is checked before step 1, on resume too, so no step ever draws a row that cannot run.
       const rows = usableRows(args.data, data, engines.policy, rt.maxTokens);
       const evalRows = (
@@ -142,7 +147,10 @@ export function register(program: Command): void {
         if (!resuming) {
           const models = await modelRecords([
             { role: "policy-base", path: engines.policy.info.path },
-            { role: "judge", path: engines.judge.info.path },
+            ...(remoteAnchor
+              ? [{ role: "anchor", path: remoteAnchor, remote: engines.anchor.info.remote }]
+              : []),
+            { role: "judge", path: engines.judge.info.path, remote: engines.judge.info.remote },
           ]);
           const options = Object.fromEntries(Object.entries(raw).filter(([, v]) => v !== undefined));
           await writeFileAtomic(
@@ -168,7 +176,7 @@ export function register(program: Command): void {
         }
         state = await trainLoop(
           {
-            engines,
+            engines: { ...engines, policy },
             task,
             trainer,
             rows,
