@@ -25,4 +25,23 @@ export class Mulberry32 {
     }
     this.state = s;
   }
+
+  /** The next uniform 32-bit unsigned integer (the same step as fillUniform). */
+  nextU32(): number {
+    this.state = (this.state + 0x6d2b79f5) | 0;
+    const s = this.state;
+    let t = Math.imul(s ^ (s >>> 15), 1 | s);
+    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+    return (t ^ (t >>> 14)) >>> 0;
+  }
+
+  /** A uniform float in [0, 1). */
+  float(): number {
+    return this.nextU32() / 4294967296;
+  }
+
+  /** A uniform integer in [lo, hi] (inclusive). */
+  int(lo: number, hi: number): number {
+    return lo + Math.floor(this.float() * (hi - lo + 1));
+  }
 }

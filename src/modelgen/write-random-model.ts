@@ -34,6 +34,10 @@ export const WriteRandomModelOptionsSchema = z.object({
 });
 
 export type WriteRandomModelOptions = z.input<typeof WriteRandomModelOptionsSchema> & {
+  /** A tokenizer made in code (every `tokenizer.*` key), used instead of copying one from a file. */
+  tokenizerKv?: GgufKv;
+  /** Metadata written last, over the defaults (a model that will be trained names itself here). */
+  extraKv?: GgufKv;
   onProgress?: (p: { bytesWritten: number; bytesTotal: number }) => void;
 };
 export type WriteRandomModelResult = {
@@ -65,15 +69,17 @@ export async function writeRandomModel(options: WriteRandomModelOptions): Promis
   if (!baseShape) throw new UserError("writeRandomModel needs a preset or a shape");
 
   let tokenizerPath = opts.tokenizerFrom;
-  if (tokenizerPath === undefined) {
+  if (tokenizerPath === undefined && !options.tokenizerKv) {
     if (!preset)
       throw new UserError("a custom shape needs tokenizerFrom (a GGUF to copy the tokenizer from)");
     tokenizerPath = await resolveTokenizerPath(preset.tokenizer);
   }
-  const tokenizer = await readTokenizerKv(tokenizerPath);
+  const tokenizer = options.tokenizerKv
+    ? { kv: options.tokenizerKv, nVocab: tokenizerTokenCount(options.tokenizerKv) }
+    : await readTokenizerKv(tokenizerPath!);
   if (baseShape.n_vocab !== undefined && baseShape.n_vocab !== tokenizer.nVocab) {
     throw new UserError(
-      `shape.n_vocab ${baseShape.n_vocab} differs from the ${tokenizer.nVocab} tokens of ${tokenizerPath}`,
+      `shape.n_vocab ${baseShape.n_vocab} differs from the ${tokenizer.nVocab} tokens of ${tokenizerPath ?? "the tokenizer given"}`,
     );
   }
   const shape: ResolvedModelShape = { ...baseShape, n_vocab: tokenizer.nVocab };
@@ -88,6 +94,7 @@ export async function writeRandomModel(options: WriteRandomModelOptions): Promis
 
   const kv = modelKv(shape, opts.type, preset?.name ?? "custom", opts.seed);
   for (const [k, v] of tokenizer.kv) kv.set(k, v);
+  for (const [k, v] of options.extraKv ?? []) kv.set(k, v);
 
   const out = path.resolve(opts.out);
   await mkdir(path.dirname(out), { recursive: true });
@@ -100,6 +107,13 @@ export async function writeRandomModel(options: WriteRandomModelOptions): Promis
   });
   const parameters = tensors.reduce((s, t) => s + t.ne.reduce((a, b) => a * b, 1), 0);
   return { path: out, bytes, parameters, shape };
+}
+
+function tokenizerTokenCount(kv: GgufKv): number {
+  const tokens = kv.get("tokenizer.ggml.tokens");
+  if (!tokens || !Array.isArray(tokens.value) || tokens.value.length === 0)
+    throw new UserError("tokenizerKv has no tokenizer.ggml.tokens array");
+  return tokens.value.length;
 }
 
 function modelKv(shape: ResolvedModelShape, type: WeightType, name: string, seed: number): GgufKv {

@@ -1,7 +1,9 @@
 import type { Command } from "commander";
 import { z } from "zod";
 import { countParameters, MODEL_PRESETS, writeRandomModel } from "../../modelgen/index.js";
+import { TOY_NAME, TOY_RECIPE, trainToy } from "../../toy/train-toy.js";
 import { UserError } from "../../util/errors.js";
+import { defaultThreads } from "../../util/threads.js";
 
 const MakeOptionsSchema = z.object({
   preset: z.string(),
@@ -11,8 +13,16 @@ const MakeOptionsSchema = z.object({
   out: z.string().optional(),
 });
 
+const TrainToyCliSchema = z.object({
+  seed: z.coerce.number().int().min(0).max(0xffffffff),
+  scale: z.coerce.number().positive().max(10),
+  threads: z.coerce.number().int().positive(),
+  out: z.string().min(1),
+  work: z.string().min(1),
+});
+
 /**
- * `catrl model make|presets`: random-weight GGUFs of real shapes, for measuring speed and memory without
+ * `catrl model make|presets|train-toy`: random-weight GGUFs of real shapes, for measuring speed and memory without
  * downloading weights. They write noise; nothing trained on or sampled from them means anything.
  */
 export function register(program: Command): void {
@@ -73,5 +83,36 @@ export function register(program: Command): void {
         `${r.path}: ${(r.parameters / 1e6).toFixed(1)}M parameters, ${(r.bytes / 1e6).toFixed(1)} MB, ${secs} s. ` +
           "Random weights (noise): use it for speed and memory measurements only.\n",
       );
+    });
+
+  model
+    .command("train-toy")
+    .description(
+      `train the toy arithmetic model from random initialisation (full parameters, llama.cpp's optimizer) into models/${TOY_NAME}`,
+    )
+    .option(
+      "--seed <n>",
+      "seed of the corpus, the held-out set and the initial weights",
+      String(TOY_RECIPE.seed),
+    )
+    .option("--scale <x>", "corpus size relative to the recipe's (0.05: a quick end-to-end check)", "1")
+    .option("--threads <n>", "ggml threads (default: the cores; 1 under CI)", String(defaultThreads()))
+    .option("--out <dir>", "where the model, recipe.json and test.jsonl go", `models/${TOY_NAME}`)
+    .option("--work <dir>", "corpus windows, checkpoints (re-run to resume)", `runs/train-toy`)
+    .action(async (raw: Record<string, unknown>) => {
+      const parsed = TrainToyCliSchema.safeParse(raw);
+      if (!parsed.success) {
+        const i = parsed.error.issues[0];
+        throw new UserError(`model train-toy --${String(i.path[0] ?? "")}: ${i.message}`);
+      }
+      const o = parsed.data;
+      const r = await trainToy({
+        outDir: o.out,
+        workDir: o.work,
+        threads: o.threads,
+        scale: o.scale,
+        seed: o.seed,
+      });
+      process.stdout.write(`${r.model} (recipe: ${r.recipe})\n`);
     });
 }
