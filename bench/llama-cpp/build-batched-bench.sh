@@ -31,7 +31,10 @@ if [[ ! -f "$SRC/CMakeLists.txt" ]]; then
   rm -rf "$TMP"
 fi
 [[ -f "$SRC/CMakeLists.txt" ]] || { echo "no llama.cpp source at $SRC" >&2; exit 1; }
-cmake -S "$SRC" -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release \
+# Ninja when the machine has it (faster no-op rebuilds), else make.
+GENERATOR="Unix Makefiles"
+command -v ninja >/dev/null 2>&1 && GENERATOR=Ninja
+cmake -S "$SRC" -B "$BUILD" -G "$GENERATOR" -DCMAKE_BUILD_TYPE=Release \
   -DLLAMA_CURL=OFF -DGGML_OPENMP=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_SERVER=ON \
   -DGGML_NATIVE=ON >&2
 cmake --build "$BUILD" --target "$TARGET" -j "$JOBS" >&2
