@@ -58,7 +58,20 @@ export type LlamaEngineOptions = {
   adapters?: { path: string; scale?: number }[];
   /** Share an already loaded model (policy and anchor on one file: one model in memory, two contexts). */
   shareModelWith?: LlamaEngine;
+  /**
+   * Flash attention: `auto` (default) lets llama.cpp turn it on wherever the model and backend support it,
+   * as llama.cpp's own tools do by default (`-fa auto`). `false` forces the plain attention path.
+   */
+  flashAttention?: FlashAttention;
 };
+
+export type FlashAttention = "auto" | boolean;
+
+/**
+ * llama.cpp's default. Rollout log-probs are not part of the loss (the trainer computes its own), and
+ * teacher-forced scores agree with the plain path within test/engine-flash-attention.test.ts's tolerance.
+ */
+export const DEFAULT_FLASH_ATTENTION: FlashAttention = "auto";
 
 /**
  * Prompts at least this long (tokens) get their KV state copied instead of re-evaluated, under `auto`.
@@ -406,9 +419,7 @@ export class LlamaEngine implements Engine {
         lora: this.adapters.length
           ? { adapters: this.adapters.map((a) => ({ filePath: a.path, scale: a.scale ?? 1 })) }
           : undefined,
-        // Flash attention stays off so that CPU and GPU runs share one numeric path and the trainer's
-        // explicit attention reproduces these log-probs.
-        flashAttention: false,
+        flashAttention: this.opts.flashAttention ?? DEFAULT_FLASH_ATTENTION,
       });
     } catch (e) {
       if (e instanceof InsufficientMemoryError) {
