@@ -2,15 +2,20 @@ import { mkdtemp, rm } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type LlamaEngine, openLlamaEngine } from "../src/engine/llama-engine.js";
+import {
+  FLASH_ATTENTION_MIN_HEAD_DIM,
+  type LlamaEngine,
+  openLlamaEngine,
+  resolveFlashAttention,
+} from "../src/engine/llama-engine.js";
 import { SAMPLING_PRESETS } from "../src/engine/sampling-presets.js";
-import { writeRandomModel } from "../src/modelgen/index.js";
+import { MODEL_PRESETS, writeRandomModel } from "../src/modelgen/index.js";
 import { hasStories, noStoriesReason, STORIES } from "./helpers/shared.js";
 
 if (!hasStories) console.warn(noStoriesReason);
 
 // Flash attention accumulates in F16 on the CPU backend, the plain path in F32 over the same F16 KV cache.
-// Measured here (1 thread, 52 positions): stories260K max |diff| 5.6e-3 nats (mean 7.6e-4), the random Q8_0
+// Measured here (1 thread, 52 positions): stories260K max |diff| 5.6e-3 nats (mean 7.6e-4), a random Q8_0
 // tiny model max 1.2e-3 (mean 3.6e-4). A wrong mask, position or sequence mix-up moves log-probs by 0.1 to
 // several nats.
 const FA_MAX_TOLERANCE = 2e-2;
@@ -45,6 +50,16 @@ async function scoresBothWays(modelPath: string, prompts: string[], continuation
   }
 }
 
+describe("resolveFlashAttention", () => {
+  it("keeps an explicit choice and turns auto off only on tiny heads", () => {
+    expect(resolveFlashAttention(true, 8)).toBe(true);
+    expect(resolveFlashAttention(false, 128)).toBe(false);
+    expect(resolveFlashAttention("auto", FLASH_ATTENTION_MIN_HEAD_DIM - 1)).toBe(false);
+    expect(resolveFlashAttention("auto", FLASH_ATTENTION_MIN_HEAD_DIM)).toBe("auto");
+    expect(resolveFlashAttention("auto", undefined)).toBe("auto");
+  });
+});
+
 function expectClose(x: number[], y: number[]) {
   expect(x.length).toBe(y.length);
   expect(x.length).toBeGreaterThan(20);
@@ -60,7 +75,16 @@ describe.skipIf(!hasStories)("flash attention (real llama.cpp)", () => {
   beforeAll(async () => {
     dir = await mkdtemp(path.join(os.tmpdir(), "catrl-fa-"));
     randomQ8 = path.join(dir, "tiny-q8_0.gguf");
-    await writeRandomModel({ preset: "tiny", type: "q8_0", seed: 3, tokenizerFrom: STORIES, out: randomQ8 });
+    // The tiny preset widened to two heads of 64, so that `auto` turns flash attention on for it.
+    const shape = {
+      ...MODEL_PRESETS.tiny.shape,
+      n_embd: 128,
+      n_head: 2,
+      n_head_kv: 2,
+      head_dim: 64,
+      n_ff: 256,
+    };
+    await writeRandomModel({ shape, type: "q8_0", seed: 3, tokenizerFrom: STORIES, out: randomQ8 });
   });
   afterAll(async () => {
     if (dir) await rm(dir, { recursive: true, force: true });
@@ -70,16 +94,20 @@ describe.skipIf(!hasStories)("flash attention (real llama.cpp)", () => {
   const continuation =
     " Lily. She liked to play with her ball in the sun. One day she saw a big red bird in the tree and she smiled.";
 
-  for (const [name, file] of [
-    ["stories260K", () => STORIES],
-    ["a random Q8_0 model", () => randomQ8],
+  for (const [name, file, autoIs] of [
+    ["stories260K (head size 8: auto is off)", () => STORIES, "off"],
+    ["a random Q8_0 model (head size 64: auto is on)", () => randomQ8, "on"],
   ] as const) {
     it(`teacher-forced scores of ${name} agree with and without flash attention`, async () => {
       const s = await scoresBothWays(file(), prompts, continuation);
       const d = expectClose(s.on, s.off);
       // Not the same numeric path twice: flash attention really ran (its F16 accumulation differs a little).
       expect(Math.max(...d)).toBeGreaterThan(0);
-      expect(s.auto).toEqual(s.on);
+      // `auto` takes the path named: its scores match that path's, not the other's.
+      const other = autoIs === "on" ? "off" : "on";
+      const maxDiff = (a: number[], b: number[]) => Math.max(...a.map((v, i) => Math.abs(v - b[i])));
+      expect(maxDiff(s.auto, s[autoIs])).toBeLessThan(1e-4);
+      expect(maxDiff(s.auto, s[other])).toBeGreaterThan(1e-4);
     });
   }
 

@@ -1,4 +1,4 @@
-import type { Engine, Prompt, Sampling } from "../engine/types.js";
+import type { Engine, Prompt, Rollout, Sampling } from "../engine/types.js";
 import { type ParsedSynthesis, parseSynthesis } from "./prompts/parse.js";
 import { buildSynthesisPrompt } from "./prompts/synthesis.js";
 import type { SynthesisTemplateId } from "./prompts/templates.js";
@@ -34,6 +34,8 @@ export async function synthesizeBatch(
   groups: SynthesisGroup[],
   s: SynthesisSettings,
   signal?: AbortSignal,
+  /** Called as each group's reference is ready (and for groups that cannot run, at once). */
+  onResult?: (i: number, r: SynthesisResult) => void,
 ): Promise<SynthesisResult[]> {
   const prompts = groups.map((g) =>
     buildSynthesisPrompt({
@@ -55,7 +57,21 @@ export async function synthesizeBatch(
       };
     } else runnable.push(i);
   });
+  results.forEach((r, i) => {
+    onResult?.(i, r);
+  });
   if (runnable.length === 0) return results;
+  const toResult = (i: number, r: Rollout | undefined): SynthesisResult =>
+    r && r.finishReason !== "aborted"
+      ? {
+          ok: true,
+          prompt: prompts[i],
+          text: r.text,
+          finishReason: r.finishReason,
+          tokens: r.tokens.length,
+          ...parseSynthesis(r.text, s.template),
+        }
+      : { ok: false, error: "synthesis aborted" };
   const out = await anchor.generate(
     runnable.map((i) => ({
       prompt: prompts[i] as Prompt,
@@ -64,22 +80,19 @@ export async function synthesizeBatch(
       sampling: s.sampling,
       seed: groups[i].seed,
     })),
-    { signal },
+    {
+      signal,
+      onRollout: onResult
+        ? (r) => {
+            const i = runnable[r.requestIndex];
+            results[i] = toResult(i, r);
+            onResult(i, results[i]);
+          }
+        : undefined,
+    },
   );
   runnable.forEach((i, k) => {
-    const r = out[k][0];
-    if (!r) {
-      results[i] = { ok: false, error: "synthesis aborted" };
-      return;
-    }
-    results[i] = {
-      ok: true,
-      prompt: prompts[i],
-      text: r.text,
-      finishReason: r.finishReason,
-      tokens: r.tokens.length,
-      ...parseSynthesis(r.text, s.template),
-    };
+    results[i] ??= toResult(i, out[k][0]);
   });
   return results;
 }

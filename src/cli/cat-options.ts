@@ -129,7 +129,6 @@ export function catSettings(
     SAMPLING_PRESETS[
       (args.anchorPreset as SamplingPresetName | undefined) ?? presetForFamily(engines.anchor.info.family)
     ];
-  const sweep = [1, 2, 4, 8, 16, 32].filter((g) => g < G);
   return {
     G,
     maxTokens: rt.maxTokens,
@@ -144,7 +143,8 @@ export function catSettings(
       maxTokens: args.synthesisMaxTokens ?? 2 * rt.maxTokens,
       sampling: anchorSampling,
     },
-    gSweep: task.kind === "verifiable" ? sweep : [],
+    // The accuracy-vs-G sweep costs a synthesis per size per prompt: opt-in (`catrl infer --g-sweep`).
+    gSweep: [],
     estimators: task.kind === "verifiable" ? estimators : estimators.filter((e) => e !== "majority"),
     rubric: {
       rubricMaxTokens: 512,
