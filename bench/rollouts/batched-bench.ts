@@ -55,17 +55,29 @@ export async function ensureBatchedBench(opts: { build: boolean }): Promise<stri
   return stdout.trim().split("\n").at(-1) ?? null;
 }
 
+export type BatchedBenchMode = "defaults" | "fa-off" | "pps";
+const NAMES = { defaults: "llama.cpp", "fa-off": "llama.cpp-fa-off", pps: "llama.cpp-pps" } as const;
+
 /**
- * llama.cpp's own batched decoding with no sampling and no JS: the ceiling. Run once per case with
- * `-npl <prompts x G>`, so it interleaves with the other variants instead of running all sizes at once.
+ * llama.cpp's own batched decoding with no sampling and no JS: the anchor, at its defaults (flash attention
+ * `auto`) unless `fa-off`. Run once per case with `-npl <prompts x G>`, so it interleaves with the other
+ * variants instead of running all sizes at once. Without `-pps` every sequence evaluates its own copy of
+ * the prompt; `pps` evaluates it once and shares it (what the engine does for a group).
  */
 export class BatchedBenchVariant implements Variant {
-  readonly name = "llama.cpp" as const;
+  readonly name: (typeof NAMES)[BatchedBenchMode];
   constructor(
     readonly bin: string,
     private readonly modelPath: string,
     private readonly threads: number,
-  ) {}
+    readonly mode: BatchedBenchMode = "defaults",
+  ) {
+    this.name = NAMES[mode];
+  }
+
+  applies(c: BenchCase): boolean {
+    return this.mode !== "pps" || c.prompts.length === 1;
+  }
 
   args(c: BenchCase): string[] {
     const b = c.prompts.length * c.G;
@@ -73,8 +85,9 @@ export class BatchedBenchVariant implements Variant {
     return [
       ...["-m", this.modelPath, "-npp", String(c.promptTokens), "-ntg", String(c.maxTokens)],
       ...["-npl", String(b), "-t", String(this.threads), "-tb", String(this.threads), "-c", String(ctx)],
-      // The engine runs without flash attention (one numeric path with the trainer); so does this.
-      ...["-fa", "off", "--output-format", "md"],
+      ...(this.mode === "fa-off" ? ["-fa", "off"] : []),
+      ...(this.mode === "pps" ? ["-pps"] : []),
+      ...["--output-format", "md"],
     ];
   }
 
@@ -109,6 +122,8 @@ export class BatchedBenchVariant implements Variant {
       variant: this.name,
       prompts: c.prompts.length,
       G: c.G,
+      maxTokens: c.maxTokens,
+      promptTokens: c.promptTokens,
       repeat,
       rollouts,
       tokens,
@@ -116,6 +131,7 @@ export class BatchedBenchVariant implements Variant {
       rolloutsPerSec: rollouts / row.t,
       tokensPerSec: tokens / row.t,
       decodeTokensPerSec: row.sTg,
+      prefillTokensPerSec: row.sPp,
     };
   }
 
