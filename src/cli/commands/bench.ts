@@ -154,6 +154,7 @@ const JudgeCliSchema = z.object({
   threads: z.coerce.number().int().positive().optional(),
   pairs: z.coerce.number().int().positive(),
   repeats: z.coerce.number().int().positive(),
+  llamaCpp: z.boolean(),
 });
 
 function registerJudge(group: Command): void {
@@ -164,6 +165,7 @@ function registerJudge(group: Command): void {
     .option("--threads <n>", "CPU threads (default: the cores this process may use)")
     .option("--pairs <n>", "(response, criterion) pairs", "64")
     .option("--repeats <n>", "repeats of each mode, interleaved (best reported)", "3")
+    .option("--no-llama-cpp", "skip llama-batched-bench's S_PP at the judge's prompt length")
     .action(async (raw: Record<string, unknown>) => {
       const opts = parseBenchOptions(JudgeCliSchema, raw, "judge");
       const { benchJudge } = await import("../../../bench/judge.js");
