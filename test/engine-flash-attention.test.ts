@@ -4,7 +4,6 @@ import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
   FLASH_ATTENTION_MIN_HEAD_DIM,
-  type LlamaEngine,
   openLlamaEngine,
   resolveFlashAttention,
 } from "../src/engine/llama-engine.js";
