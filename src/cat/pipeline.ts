@@ -292,8 +292,10 @@ export async function runCat(
   const finishing: Promise<void>[] = [];
   let firstStart = Number.POSITIVE_INFINITY;
   let lastEnd = 0;
-  let groupsDone = 0;
-  /** Rollout wall time so far, split over the groups done so far (sums to about the rollout phase's wall). */
+  /**
+   * A group's share of the rollout phase as known when it completes: its own wall time over the prompts of
+   * the call (exact when all groups run in one wave; the returned results get the exact split at the end).
+   */
   const rolloutShare = rows.map(() => 0);
   await lane(engines.policy).run(() =>
     engines.policy.generate(
@@ -315,7 +317,9 @@ export async function runCat(
           g.push(r);
           if (g.length === s.G) {
             g.sort((a, b) => a.rolloutIndex - b.rolloutIndex);
-            rolloutShare[r.requestIndex] = (lastEnd - firstStart) / 1000 / ++groupsDone;
+            const start = Math.min(...g.map((x) => x.timings.startMs));
+            const end = Math.max(...g.map((x) => x.timings.endMs));
+            rolloutShare[r.requestIndex] = (end - start) / 1000 / rows.length;
             const p = finishPrompt(r.requestIndex, g);
             p.catch(() => undefined); // awaited below; keeps an early failure from going unhandled
             finishing.push(p);
@@ -330,11 +334,13 @@ export async function runCat(
   const failed = settled.find((x) => x.status === "rejected");
   if (failed) throw (failed as PromiseRejectedResult).reason;
   if (finishing.length < rows.length) throw new Error("runCat: some prompts got fewer than G rollouts");
+  const rolloutsWall = (lastEnd - Math.min(firstStart, lastEnd)) / 1000;
+  for (const r of results) r.timings.rollouts_s = rolloutsWall / rows.length;
   if (opts.times) {
     await Promise.all([synthesisQueue.idle(), rewardQueue.idle(), estimatorQueue.idle()]);
     Object.assign(opts.times, {
       wall_s: (performance.now() - t0) / 1000,
-      rollouts_s: (lastEnd - Math.min(firstStart, lastEnd)) / 1000,
+      rollouts_s: rolloutsWall,
       synthesis_s: busy.synthesis / 1000,
       synthesis_after_rollouts_s: Math.max(0, busy.lastSynthesisEnd - rolloutsEnd) / 1000,
       judging_s: busy.judging / 1000,
