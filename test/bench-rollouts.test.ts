@@ -69,7 +69,10 @@ describe.skipIf(!existsSync(STORIES))(
       const variants = ["engine", "engine-fa-off", "naive", ...(haveLlamaCpp ? llama : [])];
       expect(new Set(r.measurements.map((m) => m.variant))).toEqual(new Set(variants));
       // -pps shares one prompt among all sequences: measured on the two one-prompt cases only.
-      expect(r.measurements.length).toBe(4 * variants.length - (haveLlamaCpp ? 2 : 0));
+      // A llama-batched-bench run that printed no table is noted and left out, not fatal.
+      const failedRuns = r.notes.filter((n) => /^repeat \d+ prompts .*llama\.cpp/.test(n)).length;
+      expect(r.measurements.length + failedRuns).toBe(4 * variants.length - (haveLlamaCpp ? 2 : 0));
+      expect(failedRuns).toBeLessThanOrEqual(2);
       expect(r.measurements.filter((m) => m.variant === "llama.cpp-pps").every((m) => m.prompts === 1)).toBe(
         true,
       );

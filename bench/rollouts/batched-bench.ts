@@ -84,7 +84,10 @@ export class BatchedBenchVariant implements Variant {
     const ctx = b * (c.promptTokens + c.maxTokens) + 16;
     return [
       ...["-m", this.modelPath, "-npp", String(c.promptTokens), "-ntg", String(c.maxTokens)],
-      ...["-npl", String(b), "-t", String(this.threads), "-tb", String(this.threads), "-c", String(ctx)],
+      // llama.cpp logs from a thread that can drop the last table line at exit (seen on a loaded machine):
+      // for batches, a one-sequence case (1/b of the cost) goes last and is not read.
+      ...["-npl", b > 1 ? `${b},1` : String(b), "-t", String(this.threads), "-tb", String(this.threads)],
+      ...["-c", String(ctx)],
       ...(this.mode === "fa-off" ? ["-fa", "off"] : []),
       ...(this.mode === "pps" ? ["-pps"] : []),
       ...["--output-format", "md"],
@@ -102,7 +105,7 @@ export class BatchedBenchVariant implements Variant {
     }
     const text = `${out.stdout}\n${out.stderr}`;
     return {
-      row: parseBatchedBenchTable(text)[0] ?? null,
+      row: parseBatchedBenchTable(text).find((r) => r.b === c.prompts.length * c.G) ?? null,
       tail: text.trim().split("\n").slice(-3).join(" / "),
     };
   }
