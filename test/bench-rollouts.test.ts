@@ -37,6 +37,14 @@ describe("llama-batched-bench output", () => {
 describe.skipIf(!existsSync(STORIES))(
   "rollout benchmark smoke run on stories260K (needs shared/models)",
   () => {
+    it("builds long prompts of at least the asked length", async () => {
+      const { longPrompt } = await import("../bench/rollouts/prompts.js");
+      const count = async (t: string) => t.split(" ").length;
+      const p = await longPrompt(1, 40, count);
+      expect(await count(p)).toBe(40);
+      expect(p).not.toBe(await longPrompt(2, 40, count));
+    });
+
     it("measures every variant it can and writes the table and JSON", async () => {
       // llama-batched-bench is compared when already built (building takes minutes, not a test's job).
       const haveLlamaCpp = (await ensureBatchedBench({ build: false })) !== null;
@@ -52,14 +60,22 @@ describe.skipIf(!existsSync(STORIES))(
           repeats: 1,
           naiveMaxRollouts: 3,
           buildLlamaCpp: false,
-          variants: ["engine", "naive", "llama.cpp"],
+          variants: ["engine", "engine-fa-off", "naive", "llama.cpp", "llama.cpp-fa-off", "llama.cpp-pps"],
           out,
         },
         (l) => lines.push(l),
       );
-      const variants = haveLlamaCpp ? ["engine", "naive", "llama.cpp"] : ["engine", "naive"];
+      const llama = ["llama.cpp", "llama.cpp-fa-off", "llama.cpp-pps"];
+      const variants = ["engine", "engine-fa-off", "naive", ...(haveLlamaCpp ? llama : [])];
       expect(new Set(r.measurements.map((m) => m.variant))).toEqual(new Set(variants));
-      expect(r.measurements.length).toBe(4 * variants.length);
+      // -pps shares one prompt among all sequences: measured on the two one-prompt cases only.
+      // A llama-batched-bench run that printed no table is noted and left out, not fatal.
+      const failedRuns = r.notes.filter((n) => /^repeat \d+ prompts .*llama\.cpp/.test(n)).length;
+      expect(r.measurements.length + failedRuns).toBe(4 * variants.length - (haveLlamaCpp ? 2 : 0));
+      expect(failedRuns).toBeLessThanOrEqual(2);
+      expect(r.measurements.filter((m) => m.variant === "llama.cpp-pps").every((m) => m.prompts === 1)).toBe(
+        true,
+      );
       for (const m of r.measurements) {
         expect(m.tokens).toBeGreaterThan(0);
         expect(m.tokens).toBeLessThanOrEqual(m.rollouts * 8);
@@ -73,6 +89,7 @@ describe.skipIf(!existsSync(STORIES))(
         1, 3, 2, 3,
       ]);
 
+      expect(r.measurements.every((m) => m.maxTokens === 8 && m.promptTokens > 5)).toBe(true);
       expect(r.summary.map((s) => [s.prompts, s.G, s.sequences])).toEqual([
         [1, 1, 1],
         [1, 4, 4],
@@ -81,8 +98,16 @@ describe.skipIf(!existsSync(STORIES))(
       ]);
       for (const s of r.summary) {
         expect(s.ratios.engineOverNaive).toBeGreaterThan(0);
-        if (haveLlamaCpp) expect(s.ratios.engineOverLlamaCppDecode).toBeGreaterThan(0);
+        expect(s.ratios.engineOverEngineFaOff).toBeGreaterThan(0);
+        if (haveLlamaCpp) {
+          expect(s.ratios.engineOverLlamaCppDecode).toBeGreaterThan(0);
+          expect(s.ratios.engineOverLlamaCppFaOff).toBeGreaterThan(0);
+          expect(s.ratios.engineDecodeOverSTg).toBeGreaterThan(0);
+          expect(s.ratios.engineOverLlamaCppPps != null).toBe(s.prompts === 1);
+        }
       }
+      expect(r.targets.cases).toEqual([]);
+      expect(r.loadavgStart).toHaveLength(3);
       expect(r.model.sha256).toMatch(/^[0-9a-f]{64}$/);
       expect(r.prompts[0].tokens).toBeGreaterThan(5);
 
@@ -93,7 +118,7 @@ describe.skipIf(!existsSync(STORIES))(
       expect(onDisk.threads).toBe(1);
 
       const table = formatTable(r.summary).split("\n");
-      expect(table[0]).toMatch(/engine tok\/s.*naive tok\/s.*eng\/naive/);
+      expect(table[0]).toMatch(/engine tok\/s.*naive tok\/s.*llama\.cpp fa-off tok\/s.*eng\/naive/);
       expect(table.length).toBe(2 + r.summary.length);
       // One progress line per measurement, besides notes (e.g. llama-batched-bench not built on this machine).
       expect(lines.filter((l) => !l.startsWith("note: ")).length).toBe(r.measurements.length);

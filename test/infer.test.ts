@@ -57,12 +57,13 @@ describe.skipIf(!hasStories)("catrl infer on stories260K with a custom task (rea
     const dir = mkdtempSync(path.join(os.tmpdir(), "catrl-infer-"));
     const data = writeData(dir, 3, true);
     const out = path.join(dir, "run");
-    const { stderr } = await run("node", inferArgs(data, out), {
+    const { stderr } = await run("node", inferArgs(data, out, ["--g-sweep", "1,2,4"]), {
       env: { ...process.env, CATRL_THREADS: "1" },
     });
     expect(stderr).toMatch(/data\.jsonl:2: \(json\)/);
     expect(stderr).toMatch(/data\.jsonl:3: .*prompt/);
-    const results = readJsonl(path.join(out, "results.jsonl"));
+    // Prompts are batched: results land in completion order.
+    const results = readJsonl(path.join(out, "results.jsonl")).sort((a, b) => a.line - b.line);
     expect(results.map((r) => r.id)).toEqual(["p0", "p1", "p2"]);
     for (const r of results) {
       expect(r.rollouts).toHaveLength(4);
@@ -108,6 +109,42 @@ describe.skipIf(!hasStories)("catrl infer on stories260K with a custom task (rea
     expect(ev.stdout).toMatch(/synthesis/);
   });
 
+  it("synthesizes once per prompt by default, and eval says the G sweep is absent", async () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), "catrl-infer-nosweep-"));
+    const data = writeData(dir, 3);
+    const out = path.join(dir, "run");
+    const { stderr } = await run("node", inferArgs(data, out, ["--estimators", "single"]), {
+      env: { ...process.env, CATRL_THREADS: "1" },
+    });
+    // The time split is reported.
+    expect(stderr).toMatch(/rollouts [0-9.]+ s, synthesis [0-9.]+ s \([0-9.]+ s after the rollouts\)/);
+    const results = readJsonl(path.join(out, "results.jsonl"));
+    expect(results.map((r) => r.id).sort()).toEqual(["p0", "p1", "p2"]);
+    for (const r of results) {
+      expect(r.g_sweep).toBeUndefined();
+      expect(r.reference.ok).toBe(true);
+      expect(r.timings.synthesis_s).toBeGreaterThan(0);
+    }
+    const manifest = JSON.parse(readFileSync(path.join(out, "run.json"), "utf8"));
+    expect(manifest.config.g_sweep).toEqual([]);
+    expect(manifest.config.batch_prompts).toBe("all");
+    const ev = await run("node", [CLI, "eval", out, "--gold", data], { env: process.env });
+    expect(ev.stdout).toMatch(/accuracy against G not measured: the run had no --g-sweep/);
+    const evalJson = JSON.parse(readFileSync(path.join(out, "eval.json"), "utf8"));
+    expect(evalJson.by_g).toEqual({});
+    expect(evalJson.by_g_note).toMatch(/--g-sweep/);
+  });
+
+  it("rejects a --g-sweep size above -G", async () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), "catrl-infer-badsweep-"));
+    const data = writeData(dir, 1);
+    const r = await run("node", inferArgs(data, path.join(dir, "run"), ["--g-sweep", "1,5"]), {
+      env: { ...process.env, CATRL_THREADS: "1" },
+    }).catch((e) => e);
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toMatch(/--g-sweep: 5 must be between 1 and -G \(4\)/);
+  });
+
   it("runs the mutual-predictability baseline on request", async () => {
     const dir = mkdtempSync(path.join(os.tmpdir(), "catrl-infer-mp-"));
     const data = writeData(dir, 2);
@@ -126,49 +163,59 @@ describe.skipIf(!hasStories)("catrl infer on stories260K with a custom task (rea
     }
   });
 
-  it("resumes after being killed, without repeating or losing finished prompts", async () => {
-    const dir = mkdtempSync(path.join(os.tmpdir(), "catrl-infer-kill-"));
-    const data = writeData(dir, KILL_ROWS);
-    const out = path.join(dir, "run");
-    const results = path.join(out, "results.jsonl");
-    const child = spawn("node", inferArgs(data, out, ["--max-tokens", KILL_MAX_TOKENS]), {
-      env: { ...process.env, CATRL_THREADS: "1" },
-    });
-    let stderr0 = "";
-    child.stderr.on("data", (d) => {
-      stderr0 += d;
-    });
-    const exited = new Promise((res) => child.on("close", res));
-    // Kill -9 as soon as two prompts are on disk; a run that ends first fails here, not at the timeout.
-    await new Promise<void>((res, rej) => {
-      const t = setInterval(() => {
-        try {
-          if (readFileSync(results, "utf8").split("\n").filter(Boolean).length >= 2) {
-            clearInterval(t);
-            res();
-          }
-        } catch {}
-      }, 20);
-      child.on("close", () => {
-        clearInterval(t);
-        rej(new Error(`infer exited before the kill:\n${stderr0}`));
+  for (const [name, extra, killAt] of [
+    ["in batches of 2 prompts", ["--batch-prompts", "2"], 2],
+    ["with all prompts batched (the default)", [], 1],
+  ] as const) {
+    it(`resumes after being killed ${name}, without repeating or losing finished prompts`, async () => {
+      const dir = mkdtempSync(path.join(os.tmpdir(), "catrl-infer-kill-"));
+      const data = writeData(dir, KILL_ROWS);
+      const out = path.join(dir, "run");
+      const results = path.join(out, "results.jsonl");
+      const child = spawn("node", inferArgs(data, out, ["--max-tokens", KILL_MAX_TOKENS, ...extra]), {
+        env: { ...process.env, CATRL_THREADS: "1" },
       });
-    });
-    child.kill("SIGKILL");
-    await exited;
-    const before = readJsonl(results);
-    expect(before.length).toBeGreaterThanOrEqual(2);
-    expect(before.length).toBeLessThan(KILL_ROWS);
+      let stderr0 = "";
+      child.stderr.on("data", (d) => {
+        stderr0 += d;
+      });
+      const exited = new Promise((res) => child.on("close", res));
+      // Kill -9 as soon as the first prompts are on disk; a run that fails first fails here, not at the timeout.
+      await new Promise<void>((res, rej) => {
+        const t = setInterval(() => {
+          try {
+            if (readFileSync(results, "utf8").split("\n").filter(Boolean).length >= killAt) {
+              clearInterval(t);
+              res();
+            }
+          } catch {}
+        }, 20);
+        child.on("close", () => {
+          clearInterval(t);
+          rej(new Error(`infer exited before the kill:\n${stderr0}`));
+        });
+      });
+      child.kill("SIGKILL");
+      await exited;
+      const before = readJsonl(results);
+      expect(before.length).toBeGreaterThanOrEqual(killAt);
+      // In batches of two, the kill lands before the last batch; batched whole, it may land after the end.
+      if (extra.length > 0) expect(before.length).toBeLessThan(KILL_ROWS);
 
-    const { stderr } = await run("node", inferArgs(data, out, ["--max-tokens", KILL_MAX_TOKENS]), {
-      env: { ...process.env, CATRL_THREADS: "1" },
+      const { stderr } = await run(
+        "node",
+        inferArgs(data, out, ["--max-tokens", KILL_MAX_TOKENS, ...extra]),
+        {
+          env: { ...process.env, CATRL_THREADS: "1" },
+        },
+      );
+      expect(stderr).toMatch(new RegExp(`resuming .*: ${before.length} prompts already done`));
+      const after = readJsonl(results);
+      expect(after.map((r) => r.id).sort()).toEqual(Array.from({ length: KILL_ROWS }, (_, i) => `p${i}`));
+      // The prompts finished before the kill are kept as they were.
+      expect(after.slice(0, before.length)).toEqual(before);
     });
-    expect(stderr).toMatch(new RegExp(`resuming .*: ${before.length} prompts already done`));
-    const after = readJsonl(results);
-    expect(after.map((r) => r.id)).toEqual(Array.from({ length: KILL_ROWS }, (_, i) => `p${i}`));
-    // The prompts finished before the kill are kept as they were.
-    expect(after.slice(0, before.length)).toEqual(before);
-  });
+  }
 
   it("refuses a directory that holds a run with other settings", async () => {
     const dir = mkdtempSync(path.join(os.tmpdir(), "catrl-infer-foreign-"));

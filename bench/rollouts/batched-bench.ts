@@ -55,26 +55,42 @@ export async function ensureBatchedBench(opts: { build: boolean }): Promise<stri
   return stdout.trim().split("\n").at(-1) ?? null;
 }
 
+export type BatchedBenchMode = "defaults" | "fa-off" | "pps";
+const NAMES = { defaults: "llama.cpp", "fa-off": "llama.cpp-fa-off", pps: "llama.cpp-pps" } as const;
+
 /**
- * llama.cpp's own batched decoding with no sampling and no JS: the ceiling. Run once per case with
- * `-npl <prompts x G>`, so it interleaves with the other variants instead of running all sizes at once.
+ * llama.cpp's own batched decoding with no sampling and no JS: the anchor, at its defaults (flash attention
+ * `auto`) unless `fa-off`. Run once per case with `-npl <prompts x G>`, so it interleaves with the other
+ * variants instead of running all sizes at once. Without `-pps` every sequence evaluates its own copy of
+ * the prompt; `pps` evaluates it once and shares it (what the engine does for a group).
  */
 export class BatchedBenchVariant implements Variant {
-  readonly name = "llama.cpp" as const;
+  readonly name: (typeof NAMES)[BatchedBenchMode];
   constructor(
     readonly bin: string,
     private readonly modelPath: string,
     private readonly threads: number,
-  ) {}
+    readonly mode: BatchedBenchMode = "defaults",
+  ) {
+    this.name = NAMES[mode];
+  }
+
+  applies(c: BenchCase): boolean {
+    return this.mode !== "pps" || c.prompts.length === 1;
+  }
 
   args(c: BenchCase): string[] {
     const b = c.prompts.length * c.G;
     const ctx = b * (c.promptTokens + c.maxTokens) + 16;
     return [
       ...["-m", this.modelPath, "-npp", String(c.promptTokens), "-ntg", String(c.maxTokens)],
-      ...["-npl", String(b), "-t", String(this.threads), "-tb", String(this.threads), "-c", String(ctx)],
-      // The engine runs without flash attention (one numeric path with the trainer); so does this.
-      ...["-fa", "off", "--output-format", "md"],
+      // llama.cpp logs from a thread that can drop the last table line at exit (seen on a loaded machine):
+      // for batches, a one-sequence case (1/b of the cost) goes last and is not read.
+      ...["-npl", b > 1 ? `${b},1` : String(b), "-t", String(this.threads), "-tb", String(this.threads)],
+      ...["-c", String(ctx)],
+      ...(this.mode === "fa-off" ? ["-fa", "off"] : []),
+      ...(this.mode === "pps" ? ["-pps"] : []),
+      ...["--output-format", "md"],
     ];
   }
 
@@ -89,7 +105,7 @@ export class BatchedBenchVariant implements Variant {
     }
     const text = `${out.stdout}\n${out.stderr}`;
     return {
-      row: parseBatchedBenchTable(text)[0] ?? null,
+      row: parseBatchedBenchTable(text).find((r) => r.b === c.prompts.length * c.G) ?? null,
       tail: text.trim().split("\n").slice(-3).join(" / "),
     };
   }
@@ -109,6 +125,8 @@ export class BatchedBenchVariant implements Variant {
       variant: this.name,
       prompts: c.prompts.length,
       G: c.G,
+      maxTokens: c.maxTokens,
+      promptTokens: c.promptTokens,
       repeat,
       rollouts,
       tokens,
@@ -116,6 +134,7 @@ export class BatchedBenchVariant implements Variant {
       rolloutsPerSec: rollouts / row.t,
       tokensPerSec: tokens / row.t,
       decodeTokensPerSec: row.sTg,
+      prefillTokensPerSec: row.sPp,
     };
   }
 

@@ -3,11 +3,25 @@ import type { BenchCase, Measurement, Variant } from "./types.js";
 
 /** The project's engine: one `generate` call for all prompts x G rollouts. */
 export class EngineVariant implements Variant {
-  readonly name = "engine" as const;
-  private constructor(readonly engine: LlamaEngine) {}
+  private constructor(
+    readonly engine: LlamaEngine,
+    readonly name: "engine" | "engine-fa-off",
+  ) {}
 
-  static async open(modelPath: string, threads: number): Promise<EngineVariant> {
-    return new EngineVariant(await openLlamaEngine({ modelPath, threads, gpu: "cpu" }));
+  /** `flashAttention: false` gives the `engine-fa-off` variant (sharing `shareWith`'s loaded model). */
+  static async open(
+    modelPath: string,
+    threads: number,
+    o: { flashAttention?: false; shareWith?: LlamaEngine } = {},
+  ): Promise<EngineVariant> {
+    const engine = await openLlamaEngine({
+      modelPath,
+      threads,
+      gpu: "cpu",
+      ...(o.flashAttention === false ? { flashAttention: false } : {}),
+      ...(o.shareWith ? { shareModelWith: o.shareWith } : {}),
+    });
+    return new EngineVariant(engine, o.flashAttention === false ? "engine-fa-off" : "engine");
   }
 
   private requests(c: BenchCase) {
@@ -44,6 +58,8 @@ export class EngineVariant implements Variant {
       variant: this.name,
       prompts: c.prompts.length,
       G: c.G,
+      maxTokens: c.maxTokens,
+      promptTokens: c.promptTokens,
       repeat,
       rollouts: rollouts.length,
       tokens,

@@ -91,6 +91,8 @@ export class NaiveVariant implements Variant {
       variant: this.name,
       prompts: c.prompts.length,
       G: c.G,
+      maxTokens: c.maxTokens,
+      promptTokens: c.promptTokens,
       repeat,
       rollouts: timed.length,
       tokens,

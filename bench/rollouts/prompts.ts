@@ -13,3 +13,20 @@ export const BENCH_PROMPTS = [
 export function benchPrompts(n: number): string[] {
   return Array.from({ length: n }, (_, i) => BENCH_PROMPTS[i % BENCH_PROMPTS.length]);
 }
+
+/**
+ * A prompt of about `tokens` tokens (never fewer): the openings from the `start`-th on, joined and repeated
+ * until long enough, then cut back word by word. Different `start`s give different prompts.
+ */
+export async function longPrompt(
+  start: number,
+  tokens: number,
+  count: (text: string) => Promise<number>,
+): Promise<string> {
+  const words: string[] = [];
+  for (let i = start; (await count(words.join(" "))) < tokens; i++) {
+    words.push(...BENCH_PROMPTS[i % BENCH_PROMPTS.length].split(" "));
+  }
+  while (words.length > 1 && (await count(words.slice(0, -1).join(" "))) >= tokens) words.pop();
+  return words.join(" ");
+}

@@ -1,6 +1,8 @@
 import { z } from "zod";
 import type { PromptRow } from "../data/prompt-rows.js";
 import type { Engine, Prompt, ReplyStart, Rollout, Sampling } from "../engine/types.js";
+import { BatchQueue } from "../util/batch-queue.js";
+import { SerialLane } from "../util/serial-lane.js";
 import { extractGoldAnswer } from "./answers/extract.js";
 import { groupAnswers } from "./estimators/majority.js";
 import { minPplEstimator } from "./estimators/min-ppl.js";
@@ -112,78 +114,169 @@ function questionText(prompt: Prompt): string {
   return typeof prompt === "string" ? prompt : renderConversation(prompt);
 }
 
+/** Wall-clock split of one `runCat` call (synthesis may overlap the rollouts, so the parts can sum past the wall). */
+export type CatPhaseTimes = {
+  wall_s: number;
+  /** From the first rollout's start to the last rollout's end. */
+  rollouts_s: number;
+  /** Time the anchor spent synthesizing (summed over its batches). */
+  synthesis_s: number;
+  /** Synthesis time after the last rollout ended: what the overlap did not hide. */
+  synthesis_after_rollouts_s: number;
+  judging_s: number;
+};
+
+/** One serial lane per engine object: calls on one engine queue, calls on different engines overlap. */
+function lanesFor(): (e: Engine) => SerialLane {
+  const lanes = new Map<Engine, SerialLane>();
+  return (e) => {
+    let l = lanes.get(e);
+    if (!l) {
+      l = new SerialLane();
+      lanes.set(e, l);
+    }
+    return l;
+  };
+}
+
 /**
- * One CaT pass over a batch of prompts: G rollouts each from the policy (all concurrently), question-blind
- * synthesis by the frozen anchor (batched), rewards against the reference (answer match, or a rubric the
- * anchor proposes and the judge checks), and every requested baseline. The training loop calls this with
- * the policy's current adapter; `catrl infer` with none.
+ * One CaT pass over a batch of prompts: G rollouts each from the policy (all prompts in one `generate`,
+ * which runs them in full waves), question-blind synthesis by the frozen anchor, rewards against the
+ * reference (answer match, or a rubric the anchor proposes and the judge checks), and every requested
+ * baseline. Each group goes to the anchor as soon as its G rollouts are in, so syntheses of finished
+ * groups run while other groups still generate (node-llama-cpp splits the threads between the two
+ * contexts), and each prompt's result is handed to `onResult` the moment it is complete. The training
+ * loop calls this with the policy's current adapter; `catrl infer` with none.
  */
 export async function runCat(
   engines: CatEngines,
   task: Task,
   rows: PromptRow[],
   s: CatSettings,
-  opts: { signal?: AbortSignal; onProgress?: (p: CatProgress) => void } = {},
+  opts: {
+    signal?: AbortSignal;
+    onProgress?: (p: CatProgress) => void;
+    /** Each prompt's result as soon as it is complete (completion order, not row order). */
+    onResult?: (r: PromptResult) => void | Promise<void>;
+    /** Filled with the call's time split when it returns. */
+    times?: Partial<CatPhaseTimes>;
+  } = {},
 ): Promise<PromptResult[]> {
   const t0 = performance.now();
+  const lane = lanesFor();
   const total = rows.length * s.G;
-  const generated = await engines.policy.generate(
-    rows.map((row) => ({
-      prompt: row.prompt,
-      n: s.G,
-      maxTokens: s.maxTokens,
-      sampling: s.sampling,
-      seed: rowSeed(s.seed, row, s.G, 0),
-      reply: rolloutReply(s),
-    })),
-    {
-      signal: opts.signal,
-      onProgress: (p) =>
-        opts.onProgress?.({ stage: "rollouts", done: p.rolloutsDone, total, tokens: p.tokensGenerated }),
-    },
-  );
-  opts.signal?.throwIfAborted();
-  const t1 = performance.now();
+  const sweep = s.gSweep.filter((g) => g < s.G);
+  const gs = [s.G, ...sweep];
+  // Busy time per phase, and each prompt's share of it (a batch's time split over its items), so that
+  // the per-prompt timings persisted with each result sum to the phase totals.
+  const busy = { synthesis: 0, judging: 0, lastSynthesisEnd: 0 };
+  const synthesisShare = rows.map(() => 0);
+  const judgingShare = rows.map(() => 0);
+  let synthesesDone = 0;
+  const synthesisTotal = rows.length * gs.length;
 
   // Answers come from the text the anchor reads (thinking stripped unless --keep-think).
   const visible = (text: string) => (s.synthesis.stripThink ? stripThinking(text) : text);
   const answersOf = (rs: Rollout[]) =>
     rs.map((r) => (task.kind === "verifiable" ? task.extract(visible(r.text)) : undefined));
-  const answers = generated.map(answersOf);
-
-  // Synthesis over all G rollouts, plus over the first g for the accuracy-vs-G sweep.
-  const sweep = s.gSweep.filter((g) => g < s.G);
-  const groups = rows.flatMap((row, i) =>
-    [s.G, ...sweep].map((g) => ({
-      rollouts: generated[i].slice(0, g).map((r) => r.text),
-      question: questionText(row.prompt),
-      seed: rowSeed(s.seed, row, s.G, g),
-    })),
+  const synthesisQueue = new BatchQueue<{ i: number; g: number; rollouts: Rollout[] }, SynthesisResult>(
+    async (items, done) => {
+      const a = performance.now();
+      try {
+        return await synthesizeBatch(
+          engines.anchor,
+          items.map(({ i, g, rollouts }) => ({
+            rollouts: rollouts.slice(0, g).map((r) => r.text),
+            question: questionText(rows[i].prompt),
+            seed: rowSeed(s.seed, rows[i], s.G, g),
+          })),
+          s.synthesis,
+          opts.signal,
+          (k, r) => {
+            synthesisShare[items[k].i] += (performance.now() - a) / items.length;
+            opts.onProgress?.({ stage: "synthesis", done: ++synthesesDone, total: synthesisTotal });
+            done(k, r);
+          },
+        );
+      } finally {
+        const b = performance.now();
+        busy.synthesis += b - a;
+        busy.lastSynthesisEnd = Math.max(busy.lastSynthesisEnd, b);
+      }
+    },
+    lane(engines.anchor),
   );
-  opts.onProgress?.({ stage: "synthesis", done: 0, total: groups.length });
-  const syn = await synthesizeBatch(engines.anchor, groups, s.synthesis, opts.signal);
-  opts.signal?.throwIfAborted();
-  const per = 1 + sweep.length;
-  const refOf = (i: number) => syn[i * per];
-  const t2 = performance.now();
+  /** Runs one batch step over prompts and books its time as judging (rewards and baselines). */
+  const judged = async (is: number[], f: () => Promise<void>) => {
+    const a = performance.now();
+    await f();
+    const d = performance.now() - a;
+    busy.judging += d;
+    for (const i of is) judgingShare[i] += d / is.length;
+    return is.map(() => undefined);
+  };
+  type Item = { i: number; result: PromptResult; syn: SynthesisResult[] };
+  const rewardQueue = new BatchQueue<Item, void>((items) =>
+    judged(
+      items.map((x) => x.i),
+      async () => {
+        const results = items.map((x) => x.result);
+        if (task.kind === "verifiable") await verifiableRewards(task, results);
+        else
+          await rubricRewards(
+            engines,
+            items.map((x) => rows[x.i]),
+            results,
+            s,
+            lane,
+            opts.signal,
+          );
+      },
+    ),
+  );
+  const wantsPolicy = s.estimators.some((e) => e === "self-bon" || e === "mutual-predictability");
+  const estimatorQueue = new BatchQueue<Item, void>(
+    (items) =>
+      judged(
+        items.map((x) => x.i),
+        () =>
+          runEstimators(
+            engines,
+            task,
+            items.map((x) => rows[x.i]),
+            items.map((x) => x.result),
+            items.map((x) => x.syn),
+            sweep,
+            s,
+            opts.signal,
+          ),
+      ),
+    // Self-BoN and mutual predictability ask the policy, which must first finish generating.
+    wantsPolicy ? lane(engines.policy) : undefined,
+  );
 
-  const results: PromptResult[] = rows.map((row, i) => {
-    const ref = refOf(i);
+  const results: PromptResult[] = new Array(rows.length);
+  const finishPrompt = async (i: number, rollouts: Rollout[]): Promise<void> => {
+    const row = rows[i];
+    const syn = await Promise.all(gs.map((g) => synthesisQueue.submit({ i, g, rollouts })));
+    opts.signal?.throwIfAborted();
+    const answers = answersOf(rollouts);
+    const ref = syn[0];
     const refAnswer = ref.ok && task.kind === "verifiable" ? task.extract(ref.unified) : undefined;
-    return {
+    const result: PromptResult = {
       id: row.id,
       line: row.line,
       // A worked gold solution (GSM8K's "... #### 72") is compared by its final answer, as responses are.
       ...(row.gold !== undefined ? { gold: extractGoldAnswer(row.gold) } : {}),
       prompt_tokens: engines.policy.tokenizePrompt(row.prompt, "auto", rolloutReply(s)),
-      rollouts: generated[i].map((r, k) => ({
+      rollouts: rollouts.map((r, k) => ({
         index: r.rolloutIndex,
         seed: r.seed,
         text: r.text,
         tokens: r.tokens,
         logprobs: r.logprobs,
         finish_reason: r.finishReason,
-        ...(task.kind === "verifiable" ? { answer: answers[i][k] ?? null } : {}),
+        ...(task.kind === "verifiable" ? { answer: answers[k] ?? null } : {}),
         reward: null,
       })),
       reference: ref.ok
@@ -197,22 +290,83 @@ export async function runCat(
             ...(refAnswer !== undefined ? { answer: refAnswer } : {}),
           }
         : { ok: false, error: ref.error },
-      rewards: generated[i].map(() => null),
+      rewards: rollouts.map(() => null),
       estimators: {},
-      timings: {
-        rollouts_s: (t1 - t0) / 1000 / rows.length,
-        synthesis_s: (t2 - t1) / 1000 / rows.length,
-        judging_s: 0,
-      },
+      timings: { rollouts_s: 0, synthesis_s: 0, judging_s: 0 },
     };
-  });
+    await rewardQueue.submit({ i, result, syn });
+    opts.signal?.throwIfAborted();
+    await estimatorQueue.submit({ i, result, syn });
+    opts.signal?.throwIfAborted();
+    result.timings = {
+      rollouts_s: rolloutShare[i],
+      synthesis_s: synthesisShare[i] / 1000,
+      judging_s: judgingShare[i] / 1000,
+    };
+    results[i] = result;
+    await opts.onResult?.(result);
+  };
 
-  if (task.kind === "verifiable") await verifiableRewards(task, results);
-  else await rubricRewards(engines, rows, results, s, opts.signal);
-  const t3 = performance.now();
-  for (const r of results) r.timings.judging_s = (t3 - t2) / 1000 / rows.length;
-
-  await runEstimators(engines, task, rows, results, syn, per, sweep, s, opts.signal);
+  // Rollouts arrive one by one; a group is complete (and goes on to synthesis) once all G are in.
+  const groups: Rollout[][] = rows.map(() => []);
+  const finishing: Promise<void>[] = [];
+  let firstStart = Number.POSITIVE_INFINITY;
+  let lastEnd = 0;
+  /**
+   * A group's share of the rollout phase as known when it completes: its own wall time over the prompts of
+   * the call (exact when all groups run in one wave; the returned results get the exact split at the end).
+   */
+  const rolloutShare = rows.map(() => 0);
+  await lane(engines.policy).run(() =>
+    engines.policy.generate(
+      rows.map((row) => ({
+        prompt: row.prompt,
+        n: s.G,
+        maxTokens: s.maxTokens,
+        sampling: s.sampling,
+        seed: rowSeed(s.seed, row, s.G, 0),
+        reply: rolloutReply(s),
+      })),
+      {
+        signal: opts.signal,
+        onProgress: (p) =>
+          opts.onProgress?.({ stage: "rollouts", done: p.rolloutsDone, total, tokens: p.tokensGenerated }),
+        onRollout: (r) => {
+          firstStart = Math.min(firstStart, t0 + r.timings.startMs);
+          lastEnd = Math.max(lastEnd, t0 + r.timings.endMs);
+          const g = groups[r.requestIndex];
+          g.push(r);
+          if (g.length === s.G) {
+            g.sort((a, b) => a.rolloutIndex - b.rolloutIndex);
+            const start = Math.min(...g.map((x) => x.timings.startMs));
+            const end = Math.max(...g.map((x) => x.timings.endMs));
+            rolloutShare[r.requestIndex] = (end - start) / 1000 / rows.length;
+            const p = finishPrompt(r.requestIndex, g);
+            p.catch(() => undefined); // awaited below; keeps an early failure from going unhandled
+            finishing.push(p);
+          }
+        },
+      },
+    ),
+  );
+  const rolloutsEnd = performance.now();
+  const settled = await Promise.allSettled(finishing);
+  opts.signal?.throwIfAborted();
+  const failed = settled.find((x) => x.status === "rejected");
+  if (failed) throw (failed as PromiseRejectedResult).reason;
+  if (finishing.length < rows.length) throw new Error("runCat: some prompts got fewer than G rollouts");
+  const rolloutsWall = (lastEnd - Math.min(firstStart, lastEnd)) / 1000;
+  for (const r of results) r.timings.rollouts_s = rolloutsWall / rows.length;
+  if (opts.times) {
+    await Promise.all([synthesisQueue.idle(), rewardQueue.idle(), estimatorQueue.idle()]);
+    Object.assign(opts.times, {
+      wall_s: (performance.now() - t0) / 1000,
+      rollouts_s: rolloutsWall,
+      synthesis_s: busy.synthesis / 1000,
+      synthesis_after_rollouts_s: Math.max(0, busy.lastSynthesisEnd - rolloutsEnd) / 1000,
+      judging_s: busy.judging / 1000,
+    } satisfies CatPhaseTimes);
+  }
   return results;
 }
 
@@ -243,15 +397,18 @@ async function rubricRewards(
   rows: PromptRow[],
   results: PromptResult[],
   s: CatSettings,
+  lane: (e: Engine) => SerialLane,
   signal?: AbortSignal,
 ): Promise<void> {
   const withRef = results.flatMap((r, i) => (r.reference.ok ? [i] : []));
-  const rubrics = await proposeRubrics(
-    engines.anchor,
-    withRef.map((i) => results[i].reference.unified ?? ""),
-    s.rubric,
-    s.seed + 7_000_001,
-    signal,
+  const rubrics = await lane(engines.anchor).run(() =>
+    proposeRubrics(
+      engines.anchor,
+      withRef.map((i) => results[i].reference.unified ?? ""),
+      s.rubric,
+      s.seed + 7_000_001,
+      signal,
+    ),
   );
   const judgeable: number[] = [];
   withRef.forEach((i, k) => {
@@ -264,17 +421,19 @@ async function rubricRewards(
   });
   for (const r of results)
     if (!r.reference.ok) r.reward_note = `no reference (${r.reference.error ?? "synthesis failed"})`;
-  const judged = await judgeItems(
-    engines.judge,
-    judgeable.map((i) => ({
-      criteria: (results[i].rubric as { criteria: string[] }).criteria,
-      responses: results[i].rollouts.map((ro) => ro.text),
-      responseTokens: results[i].rollouts.map((ro) => responseLength(ro)),
-      conversation: s.judgeSeesConversation ? rows[i].prompt : undefined,
-    })),
-    s.rubric,
-    s.seed + 9_000_011,
-    signal,
+  const judged = await lane(engines.judge).run(() =>
+    judgeItems(
+      engines.judge,
+      judgeable.map((i) => ({
+        criteria: (results[i].rubric as { criteria: string[] }).criteria,
+        responses: results[i].rollouts.map((ro) => ro.text),
+        responseTokens: results[i].rollouts.map((ro) => responseLength(ro)),
+        conversation: s.judgeSeesConversation ? rows[i].prompt : undefined,
+      })),
+      s.rubric,
+      s.seed + 9_000_011,
+      signal,
+    ),
   );
   judgeable.forEach((i, k) => {
     results[i].verdicts = judged[k].verdicts;
@@ -320,8 +479,8 @@ async function runEstimators(
   task: Task,
   rows: PromptRow[],
   results: PromptResult[],
-  syn: SynthesisResult[],
-  per: number,
+  /** Per prompt: the synthesis over all G, then one per sweep size. */
+  syn: SynthesisResult[][],
   sweep: number[],
   s: CatSettings,
   signal?: AbortSignal,
@@ -369,7 +528,7 @@ async function runEstimators(
     if (task.kind === "verifiable" && sweep.length > 0) {
       r.g_sweep = {};
       for (const [k, g] of [s.G, ...sweep].entries()) {
-        const sr = syn[i * per + k];
+        const sr = syn[i][k];
         const groups = matcher
           ? await groupAnswers(
               input.rollouts.slice(0, g).map((x) => x.answer),

@@ -1,4 +1,4 @@
-import type { Engine, Prompt, Sampling } from "../engine/types.js";
+import type { Engine, Prompt, Rollout, Sampling } from "../engine/types.js";
 import { type ParsedSynthesis, parseSynthesis } from "./prompts/parse.js";
 import { buildSynthesisPrompt } from "./prompts/synthesis.js";
 import type { SynthesisTemplateId } from "./prompts/templates.js";
@@ -54,6 +54,8 @@ export async function synthesizeBatch(
   groups: SynthesisGroup[],
   s: SynthesisSettings,
   signal?: AbortSignal,
+  /** Called as each group's reference is ready (and for groups that cannot run, at once). */
+  onResult?: (i: number, r: SynthesisResult) => void,
 ): Promise<SynthesisResult[]> {
   const prompts = groups.map((g) =>
     buildSynthesisPrompt({
@@ -75,7 +77,24 @@ export async function synthesizeBatch(
       };
     } else runnable.push(i);
   });
+  results.forEach((r, i) => {
+    onResult?.(i, r);
+  });
   if (runnable.length === 0) return results;
+  const toResult = (i: number, r: Rollout | undefined): SynthesisResult => {
+    if (!r || r.finishReason === "aborted") return { ok: false, error: "synthesis aborted" };
+    const parsed = parseSynthesis(r.text, s.template);
+    const incomplete = incompleteReason(r.finishReason, parsed.usedWholeText, s.maxTokens);
+    if (s.requireComplete && incomplete) return { ok: false, error: incomplete, incomplete: true };
+    return {
+      ok: true,
+      prompt: prompts[i],
+      text: r.text,
+      finishReason: r.finishReason,
+      tokens: r.tokens.length,
+      ...parsed,
+    };
+  };
   const out = await anchor.generate(
     runnable.map((i) => ({
       prompt: prompts[i] as Prompt,
@@ -84,28 +103,19 @@ export async function synthesizeBatch(
       sampling: s.sampling,
       seed: groups[i].seed,
     })),
-    { signal },
+    {
+      signal,
+      onRollout: onResult
+        ? (r) => {
+            const i = runnable[r.requestIndex];
+            results[i] = toResult(i, r);
+            onResult(i, results[i]);
+          }
+        : undefined,
+    },
   );
   runnable.forEach((i, k) => {
-    const r = out[k][0];
-    if (!r) {
-      results[i] = { ok: false, error: "synthesis aborted" };
-      return;
-    }
-    const parsed = parseSynthesis(r.text, s.template);
-    const incomplete = incompleteReason(r.finishReason, parsed.usedWholeText, s.maxTokens);
-    if (s.requireComplete && incomplete) {
-      results[i] = { ok: false, error: incomplete, incomplete: true };
-      return;
-    }
-    results[i] = {
-      ok: true,
-      prompt: prompts[i],
-      text: r.text,
-      finishReason: r.finishReason,
-      tokens: r.tokens.length,
-      ...parsed,
-    };
+    results[i] ??= toResult(i, out[k][0]);
   });
   return results;
 }

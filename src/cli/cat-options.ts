@@ -159,7 +159,6 @@ export function catSettings(
     SAMPLING_PRESETS[
       (args.anchorPreset as SamplingPresetName | undefined) ?? presetForFamily(engines.anchor.info.family)
     ];
-  const sweep = [1, 2, 4, 8, 16, 32].filter((g) => g < G);
   return {
     G,
     maxTokens: rt.maxTokens,
@@ -177,7 +176,8 @@ export function catSettings(
       // section is a reference; a raw model's continuation is its reference as it stands.
       requireComplete: engines.anchor.info.hasChatTemplate && args.acceptIncompleteReferences !== true,
     },
-    gSweep: task.kind === "verifiable" ? sweep : [],
+    // The accuracy-vs-G sweep costs a synthesis per size per prompt: opt-in (`catrl infer --g-sweep`).
+    gSweep: [],
     estimators: task.kind === "verifiable" ? estimators : estimators.filter((e) => e !== "majority"),
     rubric: {
       rubricMaxTokens: 512,

@@ -36,7 +36,8 @@ const intList = (flag: string) =>
 const RolloutsCliSchema = z.object({
   model: z.string().optional(),
   threads: z.coerce.number().int().positive().optional(),
-  maxTokens: z.coerce.number().int().positive(),
+  maxTokens: intList("--max-tokens"),
+  promptTokens: z.coerce.number().int().positive().optional(),
   groupSizes: intList("-G"),
   prompts: intList("--prompts"),
   repeats: z.coerce.number().int().positive(),
@@ -45,8 +46,8 @@ const RolloutsCliSchema = z.object({
     .transform((s) => s.split(",").map((x) => x.trim()))
     .pipe(
       z.array(
-        z.enum(["engine", "naive", "llama.cpp"], {
-          message: "--variants: engine, naive, llama.cpp",
+        z.enum(["engine", "engine-fa-off", "naive", "llama.cpp", "llama.cpp-fa-off", "llama.cpp-pps"], {
+          message: "--variants: engine, engine-fa-off, naive, llama.cpp, llama.cpp-fa-off, llama.cpp-pps",
         }),
       ),
     ),
@@ -63,11 +64,16 @@ function registerRollouts(group: Command): void {
     )
     .option("--model <file>", "GGUF to run (default models/85m-q8_0.gguf, written if missing)")
     .option("--threads <n>", "CPU threads for every variant (default: the cores this process may use)")
-    .option("--max-tokens <n>", "tokens per rollout", "64")
+    .option("--max-tokens <list>", "new tokens per rollout (each value its own cases)", "64")
+    .option("--prompt-tokens <n>", "repeat the prompts up to this many tokens (a long shared prompt)")
     .option("-G, --group-sizes <list>", "rollouts per prompt", "1,4,8,16")
     .option("--prompts <list>", "prompts per batch", "1,4")
     .option("--repeats <n>", "repeats of every case (the table shows medians)", "2")
-    .option("--variants <list>", "which of engine,naive,llama.cpp to run", "engine,naive,llama.cpp")
+    .option(
+      "--variants <list>",
+      "which of engine,engine-fa-off,naive,llama.cpp (defaults: -fa auto),llama.cpp-fa-off,llama.cpp-pps to run",
+      "engine,naive,llama.cpp,llama.cpp-fa-off,llama.cpp-pps",
+    )
     .option("--naive-max-rollouts <n>", "rollouts timed per case in the one-at-a-time loop", "8")
     .option("--no-build", "skip llama-batched-bench instead of building it when missing")
     .option("--out <file>", "JSON results (default bench/results/rollouts-<hostname>.json)")
@@ -78,6 +84,7 @@ function registerRollouts(group: Command): void {
         model: o.model,
         threads: o.threads,
         maxTokens: o.maxTokens,
+        promptTokens: o.promptTokens,
         G: o.groupSizes,
         prompts: o.prompts,
         repeats: o.repeats,
@@ -87,7 +94,7 @@ function registerRollouts(group: Command): void {
         out: o.out,
       });
       process.stdout.write(
-        `${r.model.path} (${(r.model.bytes / 1e6).toFixed(1)} MB), ${r.threads} thread(s), ${r.maxTokens} tokens per rollout, medians of ${r.options.repeats}\n`,
+        `${r.model.path} (${(r.model.bytes / 1e6).toFixed(1)} MB), ${r.threads} thread(s), ${r.maxTokens.join("/")} tokens per rollout, medians of ${r.options.repeats}, load average ${r.loadavgStart.join(" ")} at the start, ${r.machine.loadavg.join(" ")}\n`,
       );
       process.stdout.write(`${formatTable(r.summary)}\n`);
       for (const n of r.notes) process.stdout.write(`note: ${n}\n`);
@@ -149,6 +156,7 @@ const JudgeCliSchema = z.object({
   threads: z.coerce.number().int().positive().optional(),
   pairs: z.coerce.number().int().positive(),
   repeats: z.coerce.number().int().positive(),
+  llamaCpp: z.boolean(),
 });
 
 function registerJudge(group: Command): void {
@@ -159,6 +167,7 @@ function registerJudge(group: Command): void {
     .option("--threads <n>", "CPU threads (default: the cores this process may use)")
     .option("--pairs <n>", "(response, criterion) pairs", "64")
     .option("--repeats <n>", "repeats of each mode, interleaved (best reported)", "3")
+    .option("--no-llama-cpp", "skip llama-batched-bench's S_PP at the judge's prompt length")
     .action(async (raw: Record<string, unknown>) => {
       const opts = parseBenchOptions(JudgeCliSchema, raw, "judge");
       const { benchJudge } = await import("../../../bench/judge.js");

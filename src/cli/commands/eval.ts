@@ -37,6 +37,8 @@ type EvalReport = {
   missing_gold: number;
   accuracy: Record<string, number>;
   by_g: Record<string, Record<string, number>>;
+  /** Why `by_g` is empty where it could have been measured. */
+  by_g_note?: string;
   /** HealthBench: (response, criterion) pairs the judge could not grade (left out of the score). */
   unjudged?: number;
   /** HealthBench: the official aggregation per estimator, the grader's version and the judge's hash. */
@@ -157,6 +159,12 @@ async function evalAnswers(
     missing_gold: results.length - scored.length,
     accuracy,
     by_g,
+    ...(gs.length === 0
+      ? {
+          by_g_note:
+            "accuracy against G not measured: the run had no --g-sweep (catrl infer --g-sweep 1,2,4)",
+        }
+      : {}),
   };
 }
 
@@ -331,5 +339,6 @@ function formatReport(r: EvalReport): string {
       lines.push(`${k.padEnd(12)} ${gs.map((g) => row[g].toFixed(3).padStart(6)).join("")}`);
     }
   }
+  if (r.by_g_note) lines.push("", r.by_g_note);
   return `${lines.join("\n")}\n`;
 }

@@ -1,7 +1,7 @@
 import type { Command } from "commander";
 import { z } from "zod";
 import { appendResult, finishedRows, INFER_KIND, openInferRun, rowsToRun } from "../../cat/infer-run.js";
-import { type PromptResult, runCat } from "../../cat/pipeline.js";
+import { type CatPhaseTimes, type PromptResult, runCat } from "../../cat/pipeline.js";
 import { splitByContextFit } from "../../cat/prompt-fit.js";
 import { SYNTHESIS_TEMPLATES } from "../../cat/prompts/templates.js";
 import { JUDGE_PROMPT_ID, RUBRIC_PROMPT_ID } from "../../cat/rubric/prompt.js";
@@ -9,7 +9,7 @@ import { describeUnfinishedChecks, openTask } from "../../cat/task.js";
 import { formatJsonlError } from "../../data/jsonl.js";
 import { readPromptRows } from "../../data/prompt-rows.js";
 import { hostInfo, modelIdentity, modelRecords, versions } from "../../run/provenance.js";
-import { appendLineDurable, writeFileAtomic } from "../../util/atomic-write.js";
+import { writeFileAtomic } from "../../util/atomic-write.js";
 import { UserError } from "../../util/errors.js";
 import { formatSeconds, ProgressLine } from "../../util/progress.js";
 import {
@@ -30,9 +30,32 @@ const InferArgsSchema = z.object({
   out: z.string({ error: "--out is required" }),
   g: z.coerce.number().int().min(1, "-G must be >= 1"),
   estimators: z.string().optional(),
-  batchPrompts: z.coerce.number().int().min(1),
+  batchPrompts: z.union([z.literal("all"), z.coerce.number().int().min(1, "--batch-prompts must be >= 1")], {
+    error: "--batch-prompts must be a number >= 1 or 'all'",
+  }),
+  gSweep: z
+    .string()
+    .regex(/^\s*\d+(\s*,\s*\d+)*\s*$/, "--g-sweep must be a comma list of group sizes, e.g. 1,2,4")
+    .optional(),
   limit: z.coerce.number().int().min(1).optional(),
 });
+
+/**
+ * Prompts handed to the pipeline at once unless asked otherwise: all of them. The engine runs them in
+ * waves as large as its context allows, syntheses of finished groups overlap the next groups' rollouts,
+ * and every prompt's result is persisted the moment it is complete, so a kill loses only unfinished ones.
+ */
+export const DEFAULT_BATCH_PROMPTS = "all";
+
+/** Sizes of the accuracy-vs-G sweep from `--g-sweep`, checked against -G (g = G is the main synthesis, reused). */
+export function parseGSweep(list: string | undefined, G: number): number[] {
+  if (list === undefined) return [];
+  const gs = [...new Set(list.split(",").map((x) => Number(x.trim())))].sort((a, b) => a - b);
+  for (const g of gs) {
+    if (g < 1 || g > G) throw new UserError(`--g-sweep: ${g} must be between 1 and -G (${G})`);
+  }
+  return gs;
+}
 
 export function register(program: Command): void {
   const cmd = program
@@ -48,7 +71,15 @@ export function register(program: Command): void {
       "--estimators <list>",
       "comma list of synthesis,single,majority,self-bon,min-ppl,mutual-predictability (default: all but mutual-predictability)",
     )
-    .option("--batch-prompts <n>", "prompts processed together (a kill loses at most these)", "1")
+    .option(
+      "--batch-prompts <n>",
+      "prompts given to the engine together (all: the engine fills its context; results are still kept per prompt)",
+      DEFAULT_BATCH_PROMPTS,
+    )
+    .option(
+      "--g-sweep <list>",
+      "also synthesize over the first g rollouts for each g (accuracy against G, e.g. 1,2,4); one synthesis per g per prompt",
+    )
     .option("--limit <n>", "only the first n rows");
   addCatOptions(cmd);
   addRuntimeOptions(cmd, { description: TASK_MAX_TOKENS_HELP });
@@ -83,6 +114,10 @@ export function register(program: Command): void {
       errors.sort((a, b) => a.line - b.line);
       if (rows.length === 0) throw noRows();
       const settings = catSettings(raw, cat, rt, engines, task, args.g, parseEstimators(args.estimators));
+      settings.gSweep = parseGSweep(args.gSweep, args.g);
+      if (settings.gSweep.length > 0 && task.kind !== "verifiable") {
+        throw new UserError(`--g-sweep: the ${task.name} task has no answers to compare across G`);
+      }
       const models = await modelRecords([
         { role: "policy", path: engines.policy.info.path, remote: engines.policy.info.remote },
         { role: "anchor", path: engines.anchor.info.path, remote: engines.anchor.info.remote },
@@ -136,47 +171,51 @@ export function register(program: Command): void {
       let finished = 0;
       let tokens = 0;
       let noReference = 0;
-      for (let i = 0; i < todo.length && !sig.interrupted(); i += args.batchPrompts) {
-        const batch = todo.slice(i, i + args.batchPrompts);
-        let results: PromptResult[];
+      const rowById = new Map(todo.map((r) => [r.id, r]));
+      const step = args.batchPrompts === "all" ? Math.max(1, todo.length) : args.batchPrompts;
+      const split = { rollouts_s: 0, synthesis_s: 0, synthesis_after_rollouts_s: 0, judging_s: 0 };
+      for (let i = 0; i < todo.length && !sig.interrupted(); i += step) {
+        const batch = todo.slice(i, i + step);
+        const times: Partial<CatPhaseTimes> = {};
+        let batchTokens = 0;
         try {
-          results = await runCat(engines, task, batch, settings, {
+          await runCat(engines, task, batch, settings, {
             signal: sig.signal,
+            times,
+            // Each prompt is on disk the moment it is complete, so a kill loses only unfinished ones.
+            onResult: async (r: PromptResult) => {
+              const row = rowById.get(r.id);
+              if (!row) throw new Error(`internal: a result for ${r.id}, which is not in this batch`);
+              await appendResult(run.results, r, row);
+              if (!r.reference.ok) noReference++;
+              finished++;
+              progress.update({ done: finished, total: todo.length, elapsedMs: performance.now() - t0 });
+            },
             onProgress: (p) => {
               if (p.stage !== "rollouts") return;
+              batchTokens = p.tokens ?? batchTokens;
               const elapsed = performance.now() - t0;
               progress.update({
                 done: finished,
                 total: todo.length,
                 elapsedMs: elapsed,
-                rate: { value: ((tokens + (p.tokens ?? 0)) * 1000) / Math.max(1, elapsed), unit: "tok/s" },
+                rate: { value: ((tokens + batchTokens) * 1000) / Math.max(1, elapsed), unit: "tok/s" },
               });
             },
           });
         } catch (e) {
           if (sig.interrupted()) break;
-          // A prompt too long for the model is that row's problem, not the run's: report it and go on.
-          if (e instanceof UserError && /context too small/.test(e.message) && batch.length === 1) {
-            const bad = { line: batch[0].line, field: "prompt", message: e.message };
-            errors.push(bad);
-            await appendLineDurable(run.badRows, JSON.stringify(bad));
-            process.stderr.write(`${formatJsonlError(args.data, bad)} (row reported in bad-rows.jsonl)\n`);
-            continue;
-          }
           throw e;
         }
-        for (const [k, r] of results.entries()) {
-          await appendResult(run.results, r, batch[k]);
-          tokens += r.rollouts.reduce((s, ro) => s + ro.tokens.length, 0);
-          if (!r.reference.ok) noReference++;
-        }
-        finished += batch.length;
-        progress.update({ done: finished, total: todo.length, elapsedMs: performance.now() - t0 });
+        tokens += batchTokens;
+        for (const k of Object.keys(split) as (keyof typeof split)[]) split[k] += times[k] ?? 0;
       }
       progress.done();
       const secs = (performance.now() - t0) / 1000;
       process.stderr.write(
         `${finished} prompts x G=${args.g} in ${formatSeconds(secs * 1000)} (${((finished * args.g) / Math.max(secs, 1e-9)).toFixed(2)} rollouts/s); ` +
+          `rollouts ${split.rollouts_s.toFixed(1)} s, synthesis ${split.synthesis_s.toFixed(1)} s (${split.synthesis_after_rollouts_s.toFixed(1)} s after the rollouts), ` +
+          `rewards and baselines ${split.judging_s.toFixed(1)} s; ` +
           `results in ${run.results}${errors.length ? `; ${errors.length} bad rows in ${run.badRows}` : ""}` +
           `${noReference ? `; ${noReference} prompts without a reference (see reference.error)` : ""}\n`,
       );
