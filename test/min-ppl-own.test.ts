@@ -2,7 +2,14 @@ import { describe, expect, test } from "vitest";
 import { extractFinalAnswer } from "../src/cat/answers/extract.js";
 import { type CatSettings, runCat } from "../src/cat/pipeline.js";
 import type { VerifiableTask } from "../src/cat/task.js";
-import type { Engine, GenerationRequest, Rollout, Sampling, ScoreRequest } from "../src/engine/types.js";
+import type {
+  Engine,
+  GenerateOptions,
+  GenerationRequest,
+  Rollout,
+  Sampling,
+  ScoreRequest,
+} from "../src/engine/types.js";
 
 const PRESET: Sampling = { temperature: 0.7, topK: 20, topP: 0.8, minP: 0 };
 const RAW: Sampling = { temperature: 1, topK: 0, topP: 1, minP: 0 };
@@ -34,12 +41,17 @@ function engines() {
       family: "unknown",
     },
     tokenizePrompt: () => [1, 2, 3],
-    generate: async (reqs: GenerationRequest[]) =>
-      reqs.map((r) =>
-        r.n === 2
+    generate: async (reqs: GenerationRequest[], opts?: GenerateOptions) => {
+      const out = reqs.map((r, i) =>
+        (r.n === 2
           ? [rollout(0, "\\boxed{1}", [-0.1, -0.1]), rollout(1, "\\boxed{2}", [-0.3, -0.3])]
-          : [{ ...rollout(0, "# UNIFIED RESPONSE\n\\boxed{2}", [-1]), finishReason: "eog" as const }],
-      ),
+          : [{ ...rollout(0, "# UNIFIED RESPONSE\n\\boxed{2}", [-1]), finishReason: "eog" as const }]
+        ).map((ro) => ({ ...ro, requestIndex: i })),
+      );
+      // As an engine does: each rollout is reported the moment it is complete.
+      for (const rs of out) for (const ro of rs) opts?.onRollout?.(ro);
+      return out;
+    },
     score: async (reqs: ScoreRequest[]) => {
       scoreCalls.push(...reqs);
       return reqs.map((q, k) => ({
