@@ -101,6 +101,8 @@ export const TrainerOptionsSchema = z.object({
    * head alive at once); kept to check the layer-by-layer gradients against.
    */
   graph: z.enum(["layers", "whole"]).default("layers"),
+  /** Output-head positions per chunk (tests, tuning); default HEAD_CHUNK_BYTES / (4 n_vocab). */
+  headChunk: z.number().int().positive().optional(),
   adamw: z
     .object({ beta1: z.number().min(0).lt(1), beta2: z.number().min(0).lt(1), eps: z.number().positive() })
     .default({ beta1: 0.9, beta2: 0.999, eps: 1e-8 }),
@@ -241,7 +243,7 @@ export class Trainer {
   }
 
   private get headChunk(): number {
-    return this.whole ? 0 : headChunkFor(this.info.nVocab);
+    return this.whole ? 0 : (this.options.headChunk ?? headChunkFor(this.info.nVocab));
   }
 
   private planSizes(rowsPerSeq: number, nSeq: number, targets: number, withKl: boolean): PlanSizes {
@@ -295,7 +297,7 @@ export class Trainer {
       const rows = rowsPerSeq * nSeq;
       const p = this.planSizes(rowsPerSeq, nSeq, targets, withKl);
       return {
-        activations: this.whole ? 0 : activationBytes(d, rows, targets, withGrad),
+        activations: this.whole ? 0 : activationBytes(d, rows, targets, withGrad, this.headChunk),
         // the allocator's buffer only grows: what an earlier, larger graph took stays allocated
         compute: Math.max(allocated, computeBytes(p, withGrad, this.whole)) + workBytes(d, rows),
       };

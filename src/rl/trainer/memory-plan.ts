@@ -100,12 +100,18 @@ export function headChunkFor(nVocab: number): number {
 }
 
 /** Host floats the layer-by-layer pass keeps for a micro-batch of `rows` rows. */
-export function activationBytes(d: ModelDims, rows: number, targets: number, withGrad: boolean): number {
+export function activationBytes(
+  d: ModelDims,
+  rows: number,
+  targets: number,
+  withGrad: boolean,
+  headChunk: number,
+): number {
   const x = rows * d.nEmbd * 4;
   // with a backward pass: every layer's input, the upstream gradient and one layer's output gradient;
   // forward only: two layers' worth (ping-pong); plus the head chunk's gathered rows
   const layers = withGrad ? (d.nLayer + 1) * x + 2 * x : 2 * x;
-  return layers + 2 * Math.min(targets, headChunkFor(d.nVocab)) * d.nEmbd * 4;
+  return layers + 2 * Math.min(targets, headChunk) * d.nEmbd * 4;
 }
 
 /** CPU scratch of one graph: matmul inputs converted to the weights' dot type (at most ~T x n_ff). */
