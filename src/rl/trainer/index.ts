@@ -38,6 +38,7 @@ import {
   gib,
   groupMicroBatches,
   headChunkFor,
+  PLAN_GRAIN,
   type PlanSizes,
   PlanSizesSchema,
   type StepPlan,
@@ -246,14 +247,18 @@ export class Trainer {
     return this.whole ? 0 : (this.options.headChunk ?? headChunkFor(this.info.nVocab));
   }
 
+  // Graph sizes grow with rows and targets, so planning at both rounded up to PLAN_GRAIN is a slight
+  // over-estimate that lets one measurement serve many nearby shapes (a step plans every grouping it tries).
   private planSizes(rowsPerSeq: number, nSeq: number, targets: number, withKl: boolean): PlanSizes {
-    const t = this.whole ? targets : Math.min(targets, this.headChunk);
-    const key = `${rowsPerSeq}x${nSeq}x${t}x${withKl}`;
+    const up = (n: number) => Math.ceil(n / PLAN_GRAIN) * PLAN_GRAIN;
+    const tm = up(rowsPerSeq);
+    const t = this.whole ? up(targets) : Math.min(up(targets), this.headChunk);
+    const key = `${tm}x${nSeq}x${t}x${withKl}`;
     let p = this.planCache.get(key);
     if (!p) {
       p = PlanSizesSchema.parse(
         this.native.plan({
-          rows: rowsPerSeq * nSeq,
+          rows: tm * nSeq,
           nSeq,
           targets: t,
           headChunk: this.headChunk,

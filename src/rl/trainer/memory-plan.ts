@@ -27,6 +27,9 @@ export const AUTO_MAX_SEQS = 8;
 /** ... nor more rows (tokens fed) than this: beyond it matmuls gain nothing from a larger batch. */
 export const AUTO_MAX_ROWS = 4096;
 
+/** Rows per sequence and targets are planned rounded up to a multiple of this. */
+export const PLAN_GRAIN = 16;
+
 export const PlanSizesSchema = z.object({
   embed: z.number(),
   layerForward: z.number(),
