@@ -936,7 +936,9 @@ class Trainer : public Napi::ObjectWrap<Trainer> {
     Grads gr;
     explicit LayerG(size_t n) : g(n) {}
   };
-  void buildLayer(LayerG& l, int il, int64_t T, int64_t S, bool loraOn, bool backward) {
+  // backward: LoRA gradients of layer il, and (inputGrad) the gradient w.r.t. its input, which the
+  // bottom layer does not need (its input is the embedding)
+  void buildLayer(LayerG& l, int il, int64_t T, int64_t S, bool loraOn, bool backward, bool inputGrad = true) {
     ggml_context* ctx = l.g.ctx;
     l.xin = ggml_new_tensor_2d(ctx, GGML_TYPE_F32, hp_.nEmbd, T);
     ggml_set_input(l.xin);
@@ -950,7 +952,9 @@ class Trainer : public Napi::ObjectWrap<Trainer> {
     ggml_set_input(l.gout);
     l.loss = ggml_sum(ctx, ggml_mul(ctx, l.out, l.gout));
     ggml_set_loss(l.loss);
-    buildBackward(l.g, l.loss, {}, layerLora(il), {l.xin}, l.gr);
+    std::vector<ggml_tensor*> wrt;
+    if (inputGrad) wrt.push_back(l.xin);
+    buildBackward(l.g, l.loss, {}, layerLora(il), wrt, l.gr);
   }
 
   struct HeadG {
@@ -1034,7 +1038,7 @@ class Trainer : public Napi::ObjectWrap<Trainer> {
     std::vector<float>().swap(xs[nL]);
     for (int il = nL - 1; il >= 0; il--) {
       LayerG l(kLayerGraphSize * 2);
-      buildLayer(l, il, T, in.nSeq, true, true);
+      buildLayer(l, il, T, in.nSeq, true, true, il > 0);
       allocate(l.g, res.t);
       ggml_backend_tensor_set(l.xin, xs[il].data(), 0, xs[il].size() * sizeof(float));
       ggml_backend_tensor_set(l.gout, g.data(), 0, g.size() * sizeof(float));
