@@ -82,6 +82,10 @@ describe.skipIf(!hasStories)(`layer-by-layer trainer${hasStories ? "" : ` — ${
         // layer 0's gradients cross every layer above: they must not be zero
         expect(gL.grads.a[0].some((v) => v !== 0)).toBe(true);
       }
+      // the whole graph refuses lengths where ggml's allocator would abort; layers take them
+      const long = { prompt: [1], completion: Array.from({ length: 600 }, (_, j) => 3 + (j % 500)) };
+      await expect(whole.logprobs([long], { lora: false })).rejects.toThrow(/graph "whole" takes .* 601/);
+      expect((await layers.logprobs([long], { lora: false }))[0]).toHaveLength(600);
     } finally {
       layers.dispose();
       whole.dispose();

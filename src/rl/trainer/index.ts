@@ -132,6 +132,12 @@ export const StepOptionsSchema = z.object({
   weightDecay: z.number().nonnegative(),
 });
 export type StepOptions = z.input<typeof StepOptionsSchema>;
+
+/**
+ * graph "whole" keeps every node of the model's forward and backward in one graph; at 1,088 rows on
+ * the Qwen3-0.6B shape ggml's allocator aborts ("out of free blocks"), so it is refused above this.
+ */
+export const WHOLE_GRAPH_MAX_ROWS = 576;
 type StepOpts = z.infer<typeof StepOptionsSchema>;
 
 const TokenIds = z.array(z.number().int().nonnegative());
@@ -294,6 +300,13 @@ export class Trainer {
   ): StepPlan {
     const withGrad = o.withGrad ?? true;
     const withKl = o.withKl ?? false;
+    if (this.whole) {
+      const rows = Math.max(0, ...seqs.map((s) => s.prompt.length + s.completion.length - 1));
+      if (rows > WHOLE_GRAPH_MAX_ROWS)
+        throw new UserError(
+          `graph "whole" takes sequences of at most ${WHOLE_GRAPH_MAX_ROWS + 1} tokens (this one: ${rows + 1}); beyond, ggml's allocator can run out of free blocks: use graph "layers"`,
+        );
+    }
     const fixed = this.fixedMemory();
     const fixedBytes = fixed.weights + fixed.transposed + fixed.lora;
     const d = this.info;
