@@ -9,6 +9,7 @@ import { writeRandomModel } from "../src/modelgen/index.js";
 import {
   openTrainer,
   type StepOptions,
+  type StepPlan,
   type TokenSeq,
   trainerAvailability,
 } from "../src/rl/trainer/index.js";
@@ -56,6 +57,11 @@ export interface TrainBenchCase {
   memory: { weights: number; transposed: number; lora: number; compute: number };
   /** This case's own process peak (each case runs in its own child process). */
   peakRssBytes: number;
+  /** The trainer's memory plan for the timed step: its predicted peak RSS (compare with peakRssBytes). */
+  predictedPeakRssBytes: number;
+  plan: { microBatches: number; trainerBytes: number; budget: number; headChunk: number };
+  /** Share of the step's time spent building and allocating graphs (one per layer and head chunk). */
+  graphShare: number;
 }
 
 export type TrainBenchResult = {
@@ -160,7 +166,7 @@ export async function runTrainBench(
 export function formatTrainTable(r: TrainBenchResult): string {
   const mib = (b: number) => `${(b / 2 ** 20).toFixed(0)} MiB`;
   const rows = [
-    ["grad mode", "load s", "forward tok/s", "step tok/s", "weights", "W^T", "compute", "peak RSS"],
+    ["grad mode", "load s", "forward tok/s", "step tok/s", "weights", "W^T", "compute", "peak RSS", "plan"],
     ...r.cases.map((c) => [
       c.gradMode === "transpose" ? "mul_mat(W^T, g)" : "out_prod(W, g^T)",
       (c.loadMs / 1000).toFixed(1),
@@ -170,6 +176,7 @@ export function formatTrainTable(r: TrainBenchResult): string {
       mib(c.memory.transposed),
       mib(c.memory.compute),
       mib(c.peakRssBytes),
+      mib(c.predictedPeakRssBytes),
     ]),
   ];
   const w = rows[0].map((_, i) => Math.max(...rows.map((row) => row[i].length)));
@@ -241,6 +248,7 @@ async function runTrainCase(input: CaseInput, log: (line: string) => void): Prom
     lora: { rank: input.rank, alpha: 2 * input.rank, targets: ["q", "k", "v", "o", "gate", "up", "down"] },
   });
   const loadMs = performance.now() - t0;
+  notes.push(...t.notes.map((n) => `${gradMode}: ${n}`));
   try {
     // token ids spread over the vocabulary; the content does not matter for speed
     const seqs: TokenSeq[] = Array.from({ length: input.seqs }, (_, s) => ({
@@ -268,6 +276,7 @@ async function runTrainCase(input: CaseInput, log: (line: string) => void): Prom
     await t.step(stepSeqs, stepOptions);
     const forwardMs: number[] = [];
     const stepMs: number[] = [];
+    let graphMs = 0;
     for (let r = 0; r < input.repeats; r++) {
       let s0 = performance.now();
       await t.logprobs(seqs, { lora: true, microBatch: input.microBatch });
@@ -275,6 +284,7 @@ async function runTrainCase(input: CaseInput, log: (line: string) => void): Prom
       s0 = performance.now();
       const res = await t.step(stepSeqs, stepOptions);
       stepMs.push(performance.now() - s0);
+      graphMs += res.graphMs;
       if (res.skipped) notes.push(`${gradMode}: step ${r} skipped: ${res.reason}`);
       log(
         `${gradMode}: forward ${(forwardMs.at(-1)! / 1000).toFixed(2)} s, step ${(stepMs.at(-1)! / 1000).toFixed(2)} s (${tokensPerPass} tokens)`,
@@ -294,11 +304,25 @@ async function runTrainCase(input: CaseInput, log: (line: string) => void): Prom
         stepTokPerS: tokensPerPass / (median(stepMs) / 1000),
         memory: t.memory(),
         peakRssBytes: process.resourceUsage().maxRSS * 1024,
+        ...planFigures(t.memoryPlan(stepSeqs, { microBatch: input.microBatch, withKl: true })),
+        graphShare: graphMs / stepMs.reduce((a, b) => a + b, 0),
       },
     };
   } finally {
     t.dispose();
   }
+}
+
+function planFigures(p: StepPlan) {
+  return {
+    predictedPeakRssBytes: p.predictedPeakRss,
+    plan: {
+      microBatches: p.microBatches.length,
+      trainerBytes: p.trainerBytes,
+      budget: p.budget,
+      headChunk: p.headChunk,
+    },
+  };
 }
 
 if (process.argv[2] === CASE_FLAG) {
