@@ -11,8 +11,8 @@ import {
   writeGguf,
 } from "../gguf/index.js";
 import { UserError } from "../util/errors.js";
+import { Mulberry32, mix32 } from "../util/rng.js";
 import { MODEL_PRESETS } from "./presets.js";
-import { Mulberry32, mix32 } from "./rng.js";
 import {
   type ModelShape,
   ModelShapeSchema,
