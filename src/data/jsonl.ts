@@ -2,6 +2,7 @@ import { createReadStream, existsSync } from "node:fs";
 import { createInterface } from "node:readline";
 import type { z } from "zod";
 import { UserError } from "../util/errors.js";
+import { zodIssue } from "../util/zod-error.js";
 
 /** A row that could not be used: 1-based line, the offending field (`(json)` for a syntax error), why. */
 export type JsonlError = { line: number; field: string; message: string };
@@ -9,12 +10,6 @@ export type JsonlRow<T> = { line: number; value: T };
 export type JsonlItem<T> =
   | { line: number; value: T; error?: undefined }
   | { line: number; error: JsonlError };
-
-/** The first zod issue as a `{ field, message }` pair, path joined with dots (`prompt.2.content`). */
-export function zodIssue(error: z.ZodError): { field: string; message: string } {
-  const issue = error.issues[0];
-  return { field: issue?.path.map(String).join(".") || "(row)", message: issue?.message ?? "invalid row" };
-}
 
 /**
  * Streams a JSONL file line by line (1-based numbers; blank lines skipped). A malformed line or a row
@@ -44,7 +39,10 @@ export async function* streamJsonl<T = unknown>(
     }
     const parsed = schema.safeParse(raw);
     if (parsed.success) yield { line, value: parsed.data };
-    else yield { line, error: { line, ...zodIssue(parsed.error) } };
+    else {
+      const { field, message } = zodIssue(parsed.error);
+      yield { line, error: { line, field, message } };
+    }
   }
 }
 

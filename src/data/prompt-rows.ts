@@ -1,5 +1,6 @@
 import { z } from "zod";
-import { type JsonlError, streamJsonl, zodIssue } from "./jsonl.js";
+import { zodIssue } from "../util/zod-error.js";
+import { type JsonlError, streamJsonl } from "./jsonl.js";
 import { ChatTurnSchema, type Prompt } from "./prompt.js";
 
 /** A task input: what to prompt with, an id for the run's records, and the gold answer when there is one. */

@@ -11,6 +11,7 @@ import {
   StepRecordSchema,
 } from "../rl/records.js";
 import { UserError } from "../util/errors.js";
+import { describeZodError } from "../util/zod-error.js";
 
 /**
  * Reads a run directory for the report. A report is most useful while a run is going or after it broke,
@@ -40,15 +41,6 @@ export type RunData = {
 
 export function formatProblem(p: Problem): string {
   return `${p.file}${p.line === undefined ? "" : `:${p.line}`}: ${p.message}`;
-}
-
-export function describeZodError(error: z.ZodError): string {
-  const parts = error.issues.slice(0, 3).map((i) => {
-    const where = i.path.length > 0 ? i.path.join(".") : "(record)";
-    return `${where}: ${i.message}`;
-  });
-  const more = error.issues.length > 3 ? ` (+${error.issues.length - 3} more)` : "";
-  return parts.join("; ") + more;
 }
 
 async function readIfPresent(file: string): Promise<string | undefined> {

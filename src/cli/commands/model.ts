@@ -1,7 +1,7 @@
 import type { Command } from "commander";
 import { z } from "zod";
 import { countParameters, MODEL_PRESETS, writeRandomModel } from "../../modelgen/index.js";
-import { UserError } from "../../util/errors.js";
+import { parseOrThrow } from "../../util/zod-error.js";
 
 const MakeOptionsSchema = z.object({
   preset: z.string(),
@@ -40,12 +40,14 @@ export function register(program: Command): void {
     .option("--tokenizer-from <file>", "GGUF to copy the tokenizer from (default: the preset's)")
     .option("--out <file>", "output path (default models/<preset>-<type>.gguf)")
     .action(async (raw: Record<string, unknown>) => {
-      const parsed = MakeOptionsSchema.safeParse(raw);
-      if (!parsed.success) {
-        const i = parsed.error.issues[0];
-        throw new UserError(`model make --${String(i.path[0] ?? "")}: ${i.message}`);
-      }
-      const o = parsed.data;
+      const o = parseOrThrow(
+        MakeOptionsSchema,
+        raw,
+        (i) => `model make --${i.field.split(".")[0]}: ${i.message}`,
+        {
+          root: "",
+        },
+      );
       const out = o.out ?? `models/${o.preset}-${o.type}.gguf`;
       const t0 = performance.now();
       let last = 0;
