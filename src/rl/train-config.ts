@@ -1,6 +1,7 @@
 import { readFileSync } from "node:fs";
 import { z } from "zod";
 import { UserError } from "../util/errors.js";
+import { parseOrThrow } from "../util/zod-error.js";
 import { LORA_TARGETS } from "./trainer/index.js";
 
 /**
@@ -61,8 +62,12 @@ export function parseTargets(list: string): (typeof LORA_TARGETS)[number][] {
   });
 }
 
-/** A config file holds the same keys as the flags, camelCased (`promptsPerStep`, `loraRank`, ...). */
-export function readConfigFile(file: string): Record<string, unknown> {
+/**
+ * A config file holds the same keys as the flags, camelCased (`promptsPerStep`, `loraRank`, ...):
+ * `keys` are the command's option names. Any other key is refused, naming it and the file, rather than
+ * silently dropped (a misspelt `lora_rank` would otherwise train at the default rank).
+ */
+export function readConfigFile(file: string, keys: readonly string[]): Record<string, unknown> {
   let text: string;
   try {
     text = readFileSync(file, "utf8");
@@ -77,5 +82,10 @@ export function readConfigFile(file: string): Record<string, unknown> {
   }
   if (typeof obj !== "object" || obj == null || Array.isArray(obj))
     throw new UserError(`${file}: expected a JSON object`);
-  return obj as Record<string, unknown>;
+  const schema = z.object(Object.fromEntries(keys.map((k) => [k, z.unknown().optional()]))).strict();
+  return parseOrThrow(
+    schema,
+    obj,
+    (i) => `${file}: ${i.message}; config keys are the flags' names in camelCase (e.g. promptsPerStep)`,
+  ) as Record<string, unknown>;
 }
