@@ -46,14 +46,21 @@ export function formatProgress(
   const parts = [`${label} ${f.done}/${f.total}`];
   if (f.rate) parts.push(`${f.rate.value.toFixed(1)} ${f.rate.unit}`);
   const eta = f.done > 0 && f.done < f.total ? ((f.total - f.done) * f.elapsedMs) / f.done : null;
-  parts.push(eta == null ? `${formatSeconds(f.elapsedMs)} elapsed` : `ETA ${formatSeconds(eta)}`);
+  parts.push(eta == null ? `${formatDuration(f.elapsedMs)} elapsed` : `ETA ${formatDuration(eta)}`);
   return parts.join(" | ");
 }
 
-export function formatSeconds(ms: number): string {
+/** A duration given in milliseconds, compact for a terminal line: `42s`, `3m05s`, `2h07m`. */
+export function formatDuration(ms: number): string {
   const s = Math.round(ms / 1000);
   if (s < 60) return `${s}s`;
   const m = Math.floor(s / 60);
   if (m < 60) return `${m}m${String(s % 60).padStart(2, "0")}s`;
   return `${Math.floor(m / 60)}h${String(m % 60).padStart(2, "0")}m`;
 }
+
+/**
+ * @deprecated The old name of `formatDuration` (it takes milliseconds, not seconds); kept only until
+ * src/cli/commands/infer.ts and src/rl/train-loop.ts, which other branches are editing, switch to it.
+ */
+export const formatSeconds = formatDuration;

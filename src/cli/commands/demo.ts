@@ -8,7 +8,7 @@ import { z } from "zod";
 import { resolveTokenizerPath, stories260KCandidates } from "../../modelgen/tokenizer.js";
 import { EvalRecordSchema, RUN_FILES, StepRecordSchema } from "../../rl/records.js";
 import { UserError } from "../../util/errors.js";
-import { formatSeconds } from "../../util/progress.js";
+import { formatDuration } from "../../util/progress.js";
 import { defaultThreads } from "../../util/threads.js";
 import { packageRoot } from "../../util/version.js";
 import { DEMO_MODEL_FILE, demoModelPath } from "../demo-model.js";
@@ -128,7 +128,7 @@ export function register(program: Command): void {
 
       say("\n4/4 report");
       await catrl(["report", trainDir]);
-      say(`\ndone in ${formatSeconds(performance.now() - t0)}`);
+      say(`\ndone in ${formatDuration(performance.now() - t0)}`);
       for (const line of trainingSummary(trainDir)) say(line);
     });
 }
