@@ -36,19 +36,33 @@ export const TrainArgsSchema = z.object({
 export type TrainArgs = z.infer<typeof TrainArgsSchema>;
 
 export const TRAIN_DEFAULTS = {
+  /** A short run that shows a trend; real runs set their own. */
   steps: "50",
+  /** Prompts per step (B): small enough for one CPU step to take seconds on a tiny model. */
   promptsPerStep: "4",
+  /** The paper's G. */
   g: "8",
+  /** The paper's SFT baseline rank. */
   loraRank: "32",
+  /** Every projection the trainer supports, as PEFT's "all-linear". */
   loraTargets: LORA_TARGETS.join(","),
+  /** A usual LoRA rate (the paper's 5e-7 is for full-parameter updates). */
   lr: "1e-4",
+  /** The paper's KL coefficient to the base policy. */
   beta: "1e-3",
+  /** verl's PPO clip. */
   clipEps: "0.2",
+  /** Sequences per forward/backward: bounds memory, not the result (gradients accumulate). */
   microBatch: "4",
+  /** verl's gradient-norm clip. */
   maxGradNorm: "1",
+  /** No decay: the adapter starts at zero and runs are short. */
   weightDecay: "0",
+  /** Five points on a 50-step learning curve. */
   evalEvery: "10",
+  /** A rough accuracy (its standard error is 9 points at 50%) at a bounded cost per evaluation. */
   evalLimit: "32",
+  /** The latest few adapters, for picking one back, without filling the disk. */
   keepAdapters: "3",
 } as const;
 
