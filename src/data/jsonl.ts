@@ -25,25 +25,32 @@ export async function* streamJsonl<T = unknown>(
   let line = 0;
   for await (const text of lines) {
     line++;
-    if (text.trim() === "") continue;
-    let raw: unknown;
-    try {
-      raw = JSON.parse(text);
-    } catch (e) {
-      yield { line, error: { line, field: "(json)", message: e instanceof Error ? e.message : String(e) } };
-      continue;
-    }
-    if (!schema) {
-      yield { line, value: raw as T };
-      continue;
-    }
-    const parsed = schema.safeParse(raw);
-    if (parsed.success) yield { line, value: parsed.data };
-    else {
-      const { field, message } = zodIssue(parsed.error);
-      yield { line, error: { line, field, message } };
-    }
+    if (text.trim() !== "") yield parseJsonlLine(text, line, schema);
   }
+}
+
+/** JSONL text already in memory, item by item as `streamJsonl` yields them (blank lines skipped). */
+export function parseJsonl<T = unknown>(text: string, schema?: z.ZodType<T>): JsonlItem<T>[] {
+  const items: JsonlItem<T>[] = [];
+  text.split("\n").forEach((l, i) => {
+    if (l.trim() !== "") items.push(parseJsonlLine(l, i + 1, schema));
+  });
+  return items;
+}
+
+/** One JSONL line (1-based `line`): its value, or why it cannot be used (never throws). */
+export function parseJsonlLine<T = unknown>(text: string, line: number, schema?: z.ZodType<T>): JsonlItem<T> {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(text);
+  } catch (e) {
+    return { line, error: { line, field: "(json)", message: e instanceof Error ? e.message : String(e) } };
+  }
+  if (!schema) return { line, value: raw as T };
+  const parsed = schema.safeParse(raw);
+  if (parsed.success) return { line, value: parsed.data };
+  const { field, message } = zodIssue(parsed.error);
+  return { line, error: { line, field, message } };
 }
 
 /** All rows of a JSONL file, with the errors collected beside them (see `streamJsonl`). */

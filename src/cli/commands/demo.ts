@@ -5,6 +5,8 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import type { Command } from "commander";
 import { z } from "zod";
+import { readResults } from "../../cat/infer-run.js";
+import { formatJsonlError, parseJsonl } from "../../data/jsonl.js";
 import { resolveTokenizerPath, stories260KCandidates } from "../../modelgen/tokenizer.js";
 import { EvalRecordSchema, RUN_FILES, StepRecordSchema } from "../../rl/records.js";
 import { UserError } from "../../util/errors.js";
@@ -122,7 +124,7 @@ export function register(program: Command): void {
         ...(tiny ? ["--anchor-preset", "greedy"] : []),
       ]);
       if (chat) await catrl(["eval", inferDir, "--gold", data]);
-      summarizeInfer(inferDir);
+      await summarizeInfer(inferDir);
 
       const steps = String(args.steps ?? (tiny ? DEMO.steps.tiny : DEMO.steps.chat));
       say(`\n3/4 CaT-RL: ${steps} GRPO steps on a LoRA adapter, anchor frozen`);
@@ -215,10 +217,10 @@ export function trainingSummary(dir: string): string[] {
   const read = <T>(file: string, parse: (v: unknown) => T): T[] => {
     const f = path.join(dir, file);
     if (!existsSync(f)) return [];
-    return readFileSync(f, "utf8")
-      .split("\n")
-      .filter((l) => l.trim())
-      .map((l) => parse(JSON.parse(l)));
+    return parseJsonl(readFileSync(f, "utf8")).map((item) => {
+      if (item.error) throw new UserError(formatJsonlError(f, item.error));
+      return parse(item.value);
+    });
   };
   const steps = read(RUN_FILES.steps, (v) => StepRecordSchema.parse(v));
   const evals = read(RUN_FILES.evals, (v) => EvalRecordSchema.parse(v));
@@ -249,11 +251,9 @@ async function hasChatTemplate(file: string): Promise<boolean> {
   return Boolean(info.metadata?.tokenizer?.chat_template);
 }
 
-function summarizeInfer(dir: string): void {
-  const lines = readFileSync(path.join(dir, "results.jsonl"), "utf8").split("\n").filter(Boolean);
-  for (const l of lines) {
-    const r = JSON.parse(l);
-    const answers = r.rollouts.map((x: { answer: string | null }) => x.answer ?? "-").join(", ");
+async function summarizeInfer(dir: string): Promise<void> {
+  for (const r of await readResults(dir)) {
+    const answers = r.rollouts.map((x) => x.answer ?? "-").join(", ");
     say(
       `  ${r.id}: rollouts [${answers}] -> reference ${r.reference.answer ?? "(none)"}; rewards ${r.rewards.join(" ")}`,
     );
