@@ -3,7 +3,7 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { describe, expect, test } from "vitest";
 import { z } from "zod";
-import { formatJsonlError, readJsonl } from "../src/data/jsonl.js";
+import { formatJsonlError, parseJsonl, readJsonl } from "../src/data/jsonl.js";
 import { readPromptRows, toPromptRow } from "../src/data/prompt-rows.js";
 import { UserError } from "../src/util/errors.js";
 
@@ -86,5 +86,20 @@ describe("prompt rows", () => {
     const { rows, errors } = await readPromptRows(p);
     expect(rows.map((r) => r.id)).toEqual(["1", "B"]);
     expect(errors.map((e) => e.line)).toEqual([2, 3]);
+  });
+});
+
+describe("parseJsonl (text in memory) reads as readJsonl does", () => {
+  test("same lines, values and errors as the streaming reader", async () => {
+    const lines = ['{"a": 1}', "", "{not json", '{"a": "x"}', '{"a": 4}'];
+    const schema = z.object({ a: z.number() });
+    const items = parseJsonl(lines.join("\n"), schema);
+    const { rows, errors } = await readJsonl(file("same.jsonl", lines), schema);
+    expect(items.filter((i) => !i.error).map((i) => ({ line: i.line, value: i.value }))).toEqual(rows);
+    expect(items.flatMap((i) => (i.error ? [i.error] : []))).toEqual(errors);
+    expect(errors.map((e) => [e.line, e.field])).toEqual([
+      [3, "(json)"],
+      [4, "a"],
+    ]);
   });
 });

@@ -1,7 +1,7 @@
 import { readFileSync } from "node:fs";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
-import { loadRun, parseJsonl } from "../src/report/load.js";
+import { loadRun, parseRunRecords } from "../src/report/load.js";
 import { EvalRecordSchema, RunManifestSchema, StepRecordSchema } from "../src/rl/records.js";
 import { UserError } from "../src/util/errors.js";
 import { FIXTURE, tmpDir, writeRun } from "./report-helpers.js";
@@ -73,7 +73,7 @@ describe("run record schemas", () => {
 describe("reading a run directory", () => {
   it("names file and line for bad JSON and bad fields, keeps the rest", () => {
     const text = '{"step":1}\n{"step":2,\n\n{"step":3,"kl":"x"}\n{"step":4}\n';
-    const { records, problems } = parseJsonl(text, "steps.jsonl", StepRecordSchema);
+    const { records, problems } = parseRunRecords(text, "steps.jsonl", StepRecordSchema);
     expect(records.map((r) => r.value.step)).toEqual([1, 4]);
     expect(problems).toHaveLength(2);
     expect(problems[0]).toMatchObject({ file: "steps.jsonl", line: 2, severity: "error" });
@@ -83,7 +83,11 @@ describe("reading a run directory", () => {
   });
 
   it("treats an unterminated unparsable last line as a note (the loop may be writing it)", () => {
-    const { records, problems } = parseJsonl('{"step":1}\n{"step":2,"re', "steps.jsonl", StepRecordSchema);
+    const { records, problems } = parseRunRecords(
+      '{"step":1}\n{"step":2,"re',
+      "steps.jsonl",
+      StepRecordSchema,
+    );
     expect(records).toHaveLength(1);
     expect(problems).toEqual([expect.objectContaining({ line: 2, severity: "note" })]);
   });

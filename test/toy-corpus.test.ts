@@ -1,7 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { extractFinalAnswer } from "../src/cat/answers/extract.js";
 import { parseSynthesis } from "../src/cat/prompts/parse.js";
-import { Mulberry32 } from "../src/modelgen/rng.js";
 import {
   correctSolution,
   MAX_VALUE,
@@ -15,6 +14,7 @@ import {
 import { buildCorpus, testProblems, testRows, vocabularyTexts } from "../src/toy/corpus.js";
 import { consensusProblem, synthesisTargetText } from "../src/toy/synthesis-target.js";
 import { buildToyVocab, SPECIAL_TOKENS } from "../src/toy/vocab.js";
+import { Mulberry32 } from "../src/util/rng.js";
 
 describe("toy arithmetic problems", () => {
   it("keeps every running value in range and solves left to right", () => {

@@ -3,6 +3,7 @@ import { existsSync } from "node:fs";
 import { mkdir, readdir, readFile, rm, truncate } from "node:fs/promises";
 import path from "node:path";
 import { z } from "zod";
+import { parseJsonl } from "../data/jsonl.js";
 import type { PromptRow } from "../data/prompt-rows.js";
 import { commandOfKind, RunKindSchema } from "../run/run-kind.js";
 import { appendLineDurable, TMP_FILE, writeFileAtomic } from "../util/atomic-write.js";
@@ -89,14 +90,11 @@ export async function finishedRows(resultsFile: string): Promise<Map<string, Fin
   const text = await readFile(resultsFile, "utf8");
   const end = text.lastIndexOf("\n") + 1;
   if (end < text.length) await truncate(resultsFile, Buffer.byteLength(text.slice(0, end)));
-  for (const line of text.slice(0, end).split("\n")) {
-    if (!line.trim()) continue;
-    try {
-      const r = JSON.parse(line);
-      done.set(String(r.id), { id: String(r.id), line: r.line, row_sha256: r.row_sha256 });
-    } catch {
-      // A corrupt middle line: its prompt simply runs again.
-    }
+  for (const item of parseJsonl<Record<string, unknown>>(text.slice(0, end))) {
+    // A corrupt middle line: its prompt simply runs again.
+    if (item.error) continue;
+    const r = item.value as { id: unknown; line: number; row_sha256?: string };
+    done.set(String(r.id), { id: String(r.id), line: r.line, row_sha256: r.row_sha256 });
   }
   return done;
 }
@@ -136,14 +134,12 @@ export async function readResults(dir: string): Promise<PromptResult[]> {
   const file = path.join(dir, "results.jsonl");
   if (!existsSync(file)) throw new UserError(`${file}: no results (run \`catrl infer --out ${dir}\` first)`);
   const out: PromptResult[] = [];
-  const lines = (await readFile(file, "utf8")).split("\n");
-  lines.forEach((l, i) => {
-    if (!l.trim()) return;
-    try {
-      out.push(JSON.parse(l));
-    } catch {
-      if (i < lines.length - 1) process.stderr.write(`${file}:${i + 1}: not JSON (line skipped)\n`);
-    }
-  });
+  const text = await readFile(file, "utf8");
+  const lastLine = text.split("\n").length;
+  for (const item of parseJsonl<PromptResult>(text)) {
+    if (!item.error) out.push(item.value);
+    // An unterminated last line is a write cut short by a kill: skipped without a word.
+    else if (item.line < lastLine) process.stderr.write(`${file}:${item.line}: not JSON (line skipped)\n`);
+  }
   return out;
 }

@@ -10,6 +10,7 @@ import {
 import type { Sampling } from "../engine/types.js";
 import { UserError } from "../util/errors.js";
 import { defaultThreads } from "../util/threads.js";
+import { parseOrThrow } from "../util/zod-error.js";
 
 /**
  * Options that mean the same in every command (--threads, --gpu, --seed, --max-tokens, sampling), with
@@ -146,13 +147,15 @@ export function resolveSampling(
 }
 
 export function parseOrExplain<T extends z.ZodType>(schema: T, raw: unknown): z.output<T> {
-  const r = schema.safeParse(raw);
-  if (!r.success) {
-    const issue = r.error.issues[0];
-    const field = issue.path.length
-      ? `--${String(issue.path[0]).replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}: `
-      : "";
-    throw new UserError(issue.code === "custom" ? issue.message : `${field}${issue.message}`);
-  }
-  return r.data;
+  return parseOrThrow(
+    schema,
+    raw,
+    (i) => (i.code === "custom" || !i.field ? i.message : `${flagName(i.field)}: ${i.message}`),
+    { root: "" },
+  );
+}
+
+/** `promptsPerStep` (or `promptsPerStep.0`) -> `--prompts-per-step`. */
+function flagName(field: string): string {
+  return `--${field.split(".")[0].replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`;
 }

@@ -1,7 +1,7 @@
 import { z } from "zod";
-import { ChatTurnSchema } from "../engine/types.js";
-import { Mulberry32, mix32 } from "../modelgen/rng.js";
+import { Mulberry32, mix32 } from "../util/rng.js";
 import { type JsonlError, readJsonl } from "./jsonl.js";
+import { ChatTurnSchema } from "./prompt.js";
 import type { PromptRow } from "./prompt-rows.js";
 
 export const HealthBenchCriterionSchema = z.object({

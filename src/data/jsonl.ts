@@ -2,6 +2,7 @@ import { createReadStream, existsSync } from "node:fs";
 import { createInterface } from "node:readline";
 import type { z } from "zod";
 import { UserError } from "../util/errors.js";
+import { zodIssue } from "../util/zod-error.js";
 
 /** A row that could not be used: 1-based line, the offending field (`(json)` for a syntax error), why. */
 export type JsonlError = { line: number; field: string; message: string };
@@ -9,12 +10,6 @@ export type JsonlRow<T> = { line: number; value: T };
 export type JsonlItem<T> =
   | { line: number; value: T; error?: undefined }
   | { line: number; error: JsonlError };
-
-/** The first zod issue as a `{ field, message }` pair, path joined with dots (`prompt.2.content`). */
-export function zodIssue(error: z.ZodError): { field: string; message: string } {
-  const issue = error.issues[0];
-  return { field: issue?.path.map(String).join(".") || "(row)", message: issue?.message ?? "invalid row" };
-}
 
 /**
  * Streams a JSONL file line by line (1-based numbers; blank lines skipped). A malformed line or a row
@@ -30,22 +25,32 @@ export async function* streamJsonl<T = unknown>(
   let line = 0;
   for await (const text of lines) {
     line++;
-    if (text.trim() === "") continue;
-    let raw: unknown;
-    try {
-      raw = JSON.parse(text);
-    } catch (e) {
-      yield { line, error: { line, field: "(json)", message: e instanceof Error ? e.message : String(e) } };
-      continue;
-    }
-    if (!schema) {
-      yield { line, value: raw as T };
-      continue;
-    }
-    const parsed = schema.safeParse(raw);
-    if (parsed.success) yield { line, value: parsed.data };
-    else yield { line, error: { line, ...zodIssue(parsed.error) } };
+    if (text.trim() !== "") yield parseJsonlLine(text, line, schema);
   }
+}
+
+/** JSONL text already in memory, item by item as `streamJsonl` yields them (blank lines skipped). */
+export function parseJsonl<T = unknown>(text: string, schema?: z.ZodType<T>): JsonlItem<T>[] {
+  const items: JsonlItem<T>[] = [];
+  text.split("\n").forEach((l, i) => {
+    if (l.trim() !== "") items.push(parseJsonlLine(l, i + 1, schema));
+  });
+  return items;
+}
+
+/** One JSONL line (1-based `line`): its value, or why it cannot be used (never throws). */
+export function parseJsonlLine<T = unknown>(text: string, line: number, schema?: z.ZodType<T>): JsonlItem<T> {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(text);
+  } catch (e) {
+    return { line, error: { line, field: "(json)", message: e instanceof Error ? e.message : String(e) } };
+  }
+  if (!schema) return { line, value: raw as T };
+  const parsed = schema.safeParse(raw);
+  if (parsed.success) return { line, value: parsed.data };
+  const { field, message } = zodIssue(parsed.error);
+  return { line, error: { line, field, message } };
 }
 
 /** All rows of a JSONL file, with the errors collected beside them (see `streamJsonl`). */

@@ -1,6 +1,7 @@
 import { z } from "zod";
-import { ChatTurnSchema, type Prompt } from "../engine/types.js";
-import { type JsonlError, streamJsonl, zodIssue } from "./jsonl.js";
+import { zodIssue } from "../util/zod-error.js";
+import { type JsonlError, streamJsonl } from "./jsonl.js";
+import { ChatTurnSchema, type Prompt } from "./prompt.js";
 
 /** A task input: what to prompt with, an id for the run's records, and the gold answer when there is one. */
 export type PromptRow = { id: string; line: number; prompt: Prompt; gold?: string };

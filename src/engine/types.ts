@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { type Prompt, PromptSchema } from "../data/prompt.js";
 
 /**
  * The engine contract. Everything the method code (src/cat, src/rl) needs from a model goes through
@@ -21,15 +22,8 @@ export const SamplingSchema = z.object({
 });
 export type Sampling = z.infer<typeof SamplingSchema>;
 
-/** A prompt is either raw text (no template applied) or chat turns rendered by the model's own template. */
-export const ChatTurnSchema = z.object({
-  role: z.enum(["system", "user", "assistant"]),
-  content: z.string(),
-});
-export type ChatTurn = z.infer<typeof ChatTurnSchema>;
-
-export const PromptSchema = z.union([z.string(), z.array(ChatTurnSchema).min(1)]);
-export type Prompt = z.infer<typeof PromptSchema>;
+// The prompt schema lives in data/prompt.ts (below both the readers and the engine); re-exported here.
+export { type ChatTurn, ChatTurnSchema, type Prompt, PromptSchema } from "../data/prompt.js";
 
 /**
  * How the model's reply begins, for prompts whose next token must be a verdict (judges): `closeThinking`

@@ -11,8 +11,9 @@ import {
   writeGguf,
 } from "../gguf/index.js";
 import { UserError } from "../util/errors.js";
+import { Mulberry32, mix32 } from "../util/rng.js";
+import { parseOrThrow } from "../util/zod-error.js";
 import { MODEL_PRESETS } from "./presets.js";
-import { Mulberry32, mix32 } from "./rng.js";
 import {
   type ModelShape,
   ModelShapeSchema,
@@ -55,12 +56,12 @@ const CHUNK = 1 << 20;
  * tokenizer copied from another GGUF. Deterministic: the same options give a byte-identical file.
  */
 export async function writeRandomModel(options: WriteRandomModelOptions): Promise<WriteRandomModelResult> {
-  const parsed = WriteRandomModelOptionsSchema.safeParse(options);
-  if (!parsed.success) {
-    const issue = parsed.error.issues[0];
-    throw new UserError(`writeRandomModel option ${issue.path.join(".") || "(root)"}: ${issue.message}`);
-  }
-  const opts = parsed.data;
+  const opts = parseOrThrow(
+    WriteRandomModelOptionsSchema,
+    options,
+    (i) => `writeRandomModel option ${i.field}: ${i.message}`,
+    { root: "(root)" },
+  );
   const preset = opts.preset === undefined ? undefined : MODEL_PRESETS[opts.preset];
   if (opts.preset !== undefined && !preset) {
     throw new UserError(`unknown preset "${opts.preset}"; known: ${Object.keys(MODEL_PRESETS).join(", ")}`);

@@ -1,6 +1,7 @@
 import { readFile, stat } from "node:fs/promises";
 import path from "node:path";
 import type { z } from "zod";
+import { parseJsonlLine } from "../data/jsonl.js";
 import {
   type EvalRecord,
   EvalRecordSchema,
@@ -11,6 +12,7 @@ import {
   StepRecordSchema,
 } from "../rl/records.js";
 import { UserError } from "../util/errors.js";
+import { describeZodError } from "../util/zod-error.js";
 
 /**
  * Reads a run directory for the report. A report is most useful while a run is going or after it broke,
@@ -42,15 +44,6 @@ export function formatProblem(p: Problem): string {
   return `${p.file}${p.line === undefined ? "" : `:${p.line}`}: ${p.message}`;
 }
 
-export function describeZodError(error: z.ZodError): string {
-  const parts = error.issues.slice(0, 3).map((i) => {
-    const where = i.path.length > 0 ? i.path.join(".") : "(record)";
-    return `${where}: ${i.message}`;
-  });
-  const more = error.issues.length > 3 ? ` (+${error.issues.length - 3} more)` : "";
-  return parts.join("; ") + more;
-}
-
 async function readIfPresent(file: string): Promise<string | undefined> {
   try {
     return await readFile(file, "utf8");
@@ -60,8 +53,12 @@ async function readIfPresent(file: string): Promise<string | undefined> {
   }
 }
 
-/** Parses JSONL text line by line; keeps the valid records with their line numbers. */
-export function parseJsonl<T>(
+/**
+ * Parses a run's JSONL records (each line through data/jsonl's parseJsonlLine); keeps the valid ones with
+ * their line numbers. Unlike a dataset, a record lists up to three faults, and an unterminated last line
+ * is a note: the run may still be writing it.
+ */
+export function parseRunRecords<T>(
   text: string,
   file: string,
   schema: z.ZodType<T>,
@@ -73,19 +70,17 @@ export function parseJsonl<T>(
   lines.forEach((raw, i) => {
     const line = i + 1;
     if (raw.trim() === "") return;
-    let json: unknown;
-    try {
-      json = JSON.parse(raw);
-    } catch (e) {
+    const item = parseJsonlLine(raw, line);
+    if (item.error) {
       const isLast = i === lines.length - 1 && unterminated;
       problems.push(
         isLast
           ? { file, line, severity: "note", message: "incomplete last line, left out (still being written?)" }
-          : { file, line, severity: "error", message: `not valid JSON (${(e as Error).message})` },
+          : { file, line, severity: "error", message: `not valid JSON (${item.error.message})` },
       );
       return;
     }
-    const parsed = schema.safeParse(json);
+    const parsed = schema.safeParse(item.value);
     if (parsed.success) records.push({ line, value: parsed.data });
     else problems.push({ file, line, severity: "error", message: describeZodError(parsed.error) });
   });
@@ -135,8 +130,8 @@ export async function loadRun(dir: string, options: { strict?: boolean } = {}): 
   const evalsFile = path.join(dir, RUN_FILES.evals);
   const runFile = path.join(dir, RUN_FILES.run);
 
-  const stepsParsed = parseJsonl(stepsText ?? "", stepsFile, StepRecordSchema);
-  const evalsParsed = parseJsonl(evalsText ?? "", evalsFile, EvalRecordSchema);
+  const stepsParsed = parseRunRecords(stepsText ?? "", stepsFile, StepRecordSchema);
+  const evalsParsed = parseRunRecords(evalsText ?? "", evalsFile, EvalRecordSchema);
   problems.push(...stepsParsed.problems, ...evalsParsed.problems);
   const steps = byStep(stepsParsed.records, stepsFile, problems);
   const evals = byStep(evalsParsed.records, evalsFile, problems);

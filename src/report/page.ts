@@ -50,6 +50,7 @@ function mean(values: Array<number | null | undefined>): number | undefined {
   return xs.length === 0 ? undefined : xs.reduce((a, b) => a + b, 0) / xs.length;
 }
 
+/** A duration given in seconds, spelt out for the report page: `2.35 s`, `3 min 5 s`, `2 h 7 min`. */
 export function formatSeconds(s: number | undefined): string {
   if (s === undefined) return "–";
   if (s < 60) return `${formatValue(Number(s.toFixed(s < 10 ? 2 : 1)))} s`;

@@ -1,6 +1,7 @@
 import { readFileSync } from "node:fs";
 import { z } from "zod";
 import { UserError } from "../util/errors.js";
+import { parseOrThrow } from "../util/zod-error.js";
 import { LORA_TARGETS } from "./trainer/index.js";
 
 /**
@@ -38,19 +39,33 @@ export const TrainArgsSchema = z.object({
 export type TrainArgs = z.infer<typeof TrainArgsSchema>;
 
 export const TRAIN_DEFAULTS = {
+  /** A short run that shows a trend; real runs set their own. */
   steps: "50",
+  /** Prompts per step (B): small enough for one CPU step to take seconds on a tiny model. */
   promptsPerStep: "4",
+  /** The paper's G. */
   g: "8",
+  /** The paper's SFT baseline rank. */
   loraRank: "32",
+  /** Every projection the trainer supports, as PEFT's "all-linear". */
   loraTargets: LORA_TARGETS.join(","),
+  /** A usual LoRA rate (the paper's 5e-7 is for full-parameter updates). */
   lr: "1e-4",
+  /** The paper's KL coefficient to the base policy. */
   beta: "1e-3",
+  /** verl's PPO clip. */
   clipEps: "0.2",
+  /** Sequences per forward/backward, planned from the memory budget: bounds memory, not the result (gradients accumulate). */
   microBatch: "auto",
+  /** verl's gradient-norm clip. */
   maxGradNorm: "1",
+  /** No decay: the adapter starts at zero and runs are short. */
   weightDecay: "0",
+  /** Five points on a 50-step learning curve. */
   evalEvery: "10",
+  /** A rough accuracy (its standard error is 9 points at 50%) at a bounded cost per evaluation. */
   evalLimit: "32",
+  /** The latest few adapters, for picking one back, without filling the disk. */
   keepAdapters: "3",
 } as const;
 
@@ -73,8 +88,12 @@ export function parseTargets(list: string): (typeof LORA_TARGETS)[number][] {
   });
 }
 
-/** A config file holds the same keys as the flags, camelCased (`promptsPerStep`, `loraRank`, ...). */
-export function readConfigFile(file: string): Record<string, unknown> {
+/**
+ * A config file holds the same keys as the flags, camelCased (`promptsPerStep`, `loraRank`, ...):
+ * `keys` are the command's option names. Any other key is refused, naming it and the file, rather than
+ * silently dropped (a misspelt `lora_rank` would otherwise train at the default rank).
+ */
+export function readConfigFile(file: string, keys: readonly string[]): Record<string, unknown> {
   let text: string;
   try {
     text = readFileSync(file, "utf8");
@@ -89,5 +108,10 @@ export function readConfigFile(file: string): Record<string, unknown> {
   }
   if (typeof obj !== "object" || obj == null || Array.isArray(obj))
     throw new UserError(`${file}: expected a JSON object`);
-  return obj as Record<string, unknown>;
+  const schema = z.object(Object.fromEntries(keys.map((k) => [k, z.unknown().optional()]))).strict();
+  return parseOrThrow(
+    schema,
+    obj,
+    (i) => `${file}: ${i.message}; config keys are the flags' names in camelCase (e.g. promptsPerStep)`,
+  ) as Record<string, unknown>;
 }

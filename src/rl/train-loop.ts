@@ -7,7 +7,7 @@ import type { PromptRow } from "../data/prompt-rows.js";
 import type { AdapterEngine } from "../engine/capabilities.js";
 import { appendLineDurable, writeError } from "../util/atomic-write.js";
 import { isUserError } from "../util/errors.js";
-import { formatSeconds, ProgressLine } from "../util/progress.js";
+import { formatDuration, ProgressLine } from "../util/progress.js";
 import { groupAdvantages, meanStd } from "./advantages.js";
 import { exportAdapterFiles, removeAdapterFiles } from "./peft-export.js";
 import { promptsForStep } from "./prompt-schedule.js";
@@ -90,7 +90,7 @@ export async function trainLoop(ctx: LoopContext, s: LoopSettings, state: TrainS
     const per = (performance.now() - t0) / (step - startedAt);
     ctx.log(
       `step ${step}/${s.steps} | reward ${fmt(rec.reward_mean)} ± ${fmt(rec.reward_std)} | kl ${fmt(rec.kl, 4)} | ` +
-        `${(per / 1000).toFixed(2)} s/step | ETA ${formatSeconds(per * (s.steps - step))}${rec.skipped ? ` | skipped: ${rec.skip_reason}` : ""}`,
+        `${(per / 1000).toFixed(2)} s/step | ETA ${formatDuration(per * (s.steps - step))}${rec.skipped ? ` | skipped: ${rec.skip_reason}` : ""}`,
     );
     if (s.evalEvery > 0 && (step % s.evalEvery === 0 || step === s.steps)) {
       await evaluate(ctx, s, state, step);

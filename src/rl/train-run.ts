@@ -2,6 +2,7 @@ import { existsSync } from "node:fs";
 import { mkdir, readdir, readFile, rm } from "node:fs/promises";
 import path from "node:path";
 import { z } from "zod";
+import { parseJsonlLine } from "../data/jsonl.js";
 import { commandOfKind, RunKindSchema } from "../run/run-kind.js";
 import { TMP_FILE, writeFileAtomic } from "../util/atomic-write.js";
 import { UserError } from "../util/errors.js";
@@ -103,12 +104,9 @@ export async function trimRecords(dir: string, state: TrainState): Promise<void>
     const f = path.join(dir, file);
     if (!existsSync(f)) return;
     const lines = (await readFile(f, "utf8")).split("\n").filter((l) => l.trim());
-    const kept = lines.filter((l) => {
-      try {
-        return ok(JSON.parse(l));
-      } catch {
-        return false;
-      }
+    const kept = lines.filter((l, i) => {
+      const item = parseJsonlLine<{ step?: number }>(l, i + 1);
+      return !item.error && ok(item.value);
     });
     if (kept.length !== lines.length) await writeFileAtomic(f, kept.map((l) => `${l}\n`).join(""));
   };

@@ -1,4 +1,4 @@
-import type { Mulberry32 } from "../modelgen/rng.js";
+import type { Mulberry32 } from "../util/rng.js";
 
 /**
  * The toy task: a chain of small integer operations read left to right ("Compute 13+4-5."), solved one
@@ -40,7 +40,7 @@ export function randomProblem(rng: Mulberry32): Problem {
   for (let i = 0; i < nSteps; i++) {
     const operand = rng.int(OPERAND_RANGE[0], OPERAND_RANGE[1]);
     // Keep the running value in range: a forced op where the other one would leave it.
-    let op: Op = rng.float() < 0.5 ? "+" : "-";
+    let op: Op = rng.next() < 0.5 ? "+" : "-";
     if (op === "+" && v + operand > MAX_VALUE) op = "-";
     if (op === "-" && v - operand < 0) op = "+";
     steps.push({ op, operand });
@@ -60,16 +60,16 @@ export const MISTAKES = { stepError: 0.25, skipStep: 0.04, slip1: 0.5, slip2: 0.
 
 /** A worked solution with mistakes drawn from MISTAKES; the steps actually written, in order. */
 export function sampleSolution(p: Problem, rng: Mulberry32): WrittenStep[] {
-  const skip = rng.float() < MISTAKES.skipStep && p.steps.length > 2 ? rng.int(0, p.steps.length - 1) : -1;
+  const skip = rng.next() < MISTAKES.skipStep && p.steps.length > 2 ? rng.int(0, p.steps.length - 1) : -1;
   const out: WrittenStep[] = [];
   let v = p.start;
   p.steps.forEach((s, i) => {
     if (i === skip) return;
     let operand = s.operand;
     let result = apply(v, s);
-    if (rng.float() < MISTAKES.stepError) {
-      const r = rng.float();
-      const sign = rng.float() < 0.5 ? -1 : 1;
+    if (rng.next() < MISTAKES.stepError) {
+      const r = rng.next();
+      const sign = rng.next() < 0.5 ? -1 : 1;
       if (r < MISTAKES.slip1) result += sign;
       else if (r < MISTAKES.slip1 + MISTAKES.slip2) result += 2 * sign;
       else {

@@ -1,6 +1,6 @@
 import { buildSynthesisPrompt } from "../cat/prompts/synthesis.js";
 import { REASONING_V1_INSTRUCTIONS } from "../cat/prompts/templates.js";
-import { Mulberry32, mix32 } from "../modelgen/rng.js";
+import { Mulberry32, mix32 } from "../util/rng.js";
 import {
   correctSolution,
   type Problem,
@@ -65,7 +65,7 @@ export function rlPromptRows(
 
 function weightedIndex(rng: Mulberry32, weights: readonly number[]): number {
   const total = weights.reduce((a, b) => a + b, 0);
-  let r = rng.float() * total;
+  let r = rng.next() * total;
   for (let i = 0; i < weights.length; i++) {
     r -= weights[i];
     if (r < 0) return i;

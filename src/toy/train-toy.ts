@@ -8,11 +8,11 @@ import { loadLlama } from "../engine/llama-runtime.js";
 import { PromptRenderer } from "../engine/prompt-renderer.js";
 import { gguf } from "../gguf/index.js";
 import { countParameters, type ModelShape, writeRandomModel } from "../modelgen/index.js";
-import { Mulberry32, mix32 } from "../modelgen/rng.js";
 import { versions } from "../run/provenance.js";
 import { writeFileAtomic } from "../util/atomic-write.js";
 import { UserError } from "../util/errors.js";
 import { sha256File } from "../util/hash.js";
+import { Mulberry32, mix32 } from "../util/rng.js";
 import { questionText } from "./arith.js";
 import {
   buildCorpus,

@@ -1,6 +1,7 @@
 import { readFile } from "node:fs/promises";
 import type { z } from "zod";
 import { UserError } from "./errors.js";
+import { parseOrThrow } from "./zod-error.js";
 
 /**
  * Reads a JSON file against a schema; every failure is one line naming the file and what it should be:
@@ -27,16 +28,12 @@ export async function readJsonFile<T>(file: string, schema: z.ZodType<T>, what: 
       },
     );
   }
-  const parsed = schema.safeParse(json);
-  if (!parsed.success)
-    throw new UserError(`${file}: not ${what} or corrupt (${describeIssue(parsed.error)})`);
-  return parsed.data;
-}
-
-function describeIssue(error: z.ZodError): string {
-  const issue = error.issues[0];
-  const where = issue?.path.length ? `${issue.path.join(".")}: ` : "";
-  return flat(`${where}${issue?.message ?? "invalid"}`);
+  return parseOrThrow(
+    schema,
+    json,
+    (i) => `${file}: not ${what} or corrupt (${flat(`${i.field ? `${i.field}: ` : ""}${i.message}`)})`,
+    { root: "" },
+  );
 }
 
 /** One line: raw newlines in a message become `\n`. */

@@ -46,11 +46,12 @@ export function formatProgress(
   const parts = [`${label} ${f.done}/${f.total}`];
   if (f.rate) parts.push(`${f.rate.value.toFixed(1)} ${f.rate.unit}`);
   const eta = f.done > 0 && f.done < f.total ? ((f.total - f.done) * f.elapsedMs) / f.done : null;
-  parts.push(eta == null ? `${formatSeconds(f.elapsedMs)} elapsed` : `ETA ${formatSeconds(eta)}`);
+  parts.push(eta == null ? `${formatDuration(f.elapsedMs)} elapsed` : `ETA ${formatDuration(eta)}`);
   return parts.join(" | ");
 }
 
-export function formatSeconds(ms: number): string {
+/** A duration given in milliseconds, compact for a terminal line: `42s`, `3m05s`, `2h07m`. */
+export function formatDuration(ms: number): string {
   const s = Math.round(ms / 1000);
   if (s < 60) return `${s}s`;
   const m = Math.floor(s / 60);

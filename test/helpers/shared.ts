@@ -1,6 +1,7 @@
 import { existsSync, readFileSync } from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
+import { formatJsonlError, parseJsonl } from "../../src/data/jsonl.js";
 
 /** ../shared beside the checkout: present on developer machines and in CI. */
 export const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
@@ -18,10 +19,10 @@ export const CLI = path.join(REPO_ROOT, "dist/src/cli/main.js");
 /** The JSON objects of a JSONL file (blank lines skipped). */
 // biome-ignore lint/suspicious/noExplicitAny: test fixtures are read as loose JSON
 export function readJsonlFile(file: string): any[] {
-  return readFileSync(file, "utf8")
-    .split("\n")
-    .filter((l) => l.trim())
-    .map((l) => JSON.parse(l));
+  return parseJsonl(readFileSync(file, "utf8")).map((item) => {
+    if (item.error) throw new Error(formatJsonlError(file, item.error));
+    return item.value;
+  });
 }
 
 /** The real tiny model committed in models/ (the demo's default): present in every checkout. */

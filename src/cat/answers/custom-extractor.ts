@@ -3,6 +3,7 @@ import path from "node:path";
 import { pathToFileURL } from "node:url";
 import { z } from "zod";
 import { UserError } from "../../util/errors.js";
+import { parseOrThrow } from "../../util/zod-error.js";
 
 /**
  * A user-supplied answer extractor for verifiable tasks other than boxed math (multiple choice, code
@@ -44,13 +45,12 @@ export async function loadExtractor(modulePath: string): Promise<CustomExtractor
     throw new UserError(`${modulePath}: extractor module failed to load: ${msg}`, 1, { cause: e });
   }
   const candidate = typeof mod.extract === "function" ? mod : (mod.default as Record<string, unknown>);
-  const parsed = ModuleShape.safeParse(candidate ?? {});
-  if (!parsed.success) {
-    const issue = parsed.error.issues[0];
-    const field = issue.path.join(".") || "extract";
-    throw new UserError(`${modulePath}: field \`${field}\` ${issue.message} (see the extractor contract)`);
-  }
-  const { extract, match } = parsed.data;
+  const { extract, match } = parseOrThrow(
+    ModuleShape,
+    candidate ?? {},
+    (i) => `${modulePath}: field \`${i.field}\` ${i.message} (see the extractor contract)`,
+    { root: "extract" },
+  );
   return {
     source: abs,
     extract(text) {

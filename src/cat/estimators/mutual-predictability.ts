@@ -1,5 +1,5 @@
 import type { Engine } from "../../engine/types.js";
-import { permutation } from "../../rl/prompt-schedule.js";
+import { permutation } from "../../util/rng.js";
 import { stripThinking } from "../prompts/think.js";
 import { meanNll } from "./min-ppl.js";
 import type { EstimatorOutput, EstimatorRollout } from "./types.js";

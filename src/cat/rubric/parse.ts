@@ -1,3 +1,4 @@
+import { parseOrThrow } from "../../util/zod-error.js";
 import { stripThinking } from "../prompts/think.js";
 import { type Rubric, RubricSchema } from "./schema.js";
 
@@ -37,13 +38,10 @@ export function parseRubric(text: string): Rubric {
     }
     candidate = { criteria: items };
   }
-  const parsed = RubricSchema.safeParse(candidate);
-  if (!parsed.success) {
-    const issue = parsed.error.issues[0];
-    const field = issue.path.map(String).join(".") || "(root)";
-    throw new ModelOutputError(`rubric: ${field}: ${issue.message}`);
-  }
-  return parsed.data;
+  return parseOrThrow(RubricSchema, candidate, (i) => `rubric: ${i.field}: ${i.message}`, {
+    root: "(root)",
+    makeError: (m) => new ModelOutputError(m),
+  });
 }
 
 /**

@@ -5,10 +5,12 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import type { Command } from "commander";
 import { z } from "zod";
+import { readResults } from "../../cat/infer-run.js";
+import { formatJsonlError, parseJsonl } from "../../data/jsonl.js";
 import { resolveTokenizerPath, stories260KCandidates } from "../../modelgen/tokenizer.js";
 import { EvalRecordSchema, RUN_FILES, StepRecordSchema } from "../../rl/records.js";
 import { UserError } from "../../util/errors.js";
-import { formatSeconds } from "../../util/progress.js";
+import { formatDuration } from "../../util/progress.js";
 import { defaultThreads } from "../../util/threads.js";
 import { packageRoot } from "../../util/version.js";
 import { DEMO_MODEL_FILE, demoModelPath } from "../demo-model.js";
@@ -22,6 +24,29 @@ const DemoArgsSchema = z.object({
 });
 
 type Found = { path: string; how: string; noise: boolean };
+
+/**
+ * The demo's settings in one place, each with why. "tiny" is a model without a chat template (the shipped
+ * one) or a random-weight one; "chat" a real chat model, which gets the paper's kind of settings.
+ */
+const DEMO = {
+  /** Enough tokens for a boxed answer with a short working; the first-word task needs a few words. */
+  maxTokens: { chat: "256", tiny: "12" },
+  /** Stage 1 shows the spread of G = 8 completions in one batch. */
+  rolloutG: "8",
+  /** Stage 2: G = 4 keeps inference quick while still giving synthesis several drafts to reconcile. */
+  inferG: "4",
+  /** CaT-RL steps: 12 (about 2 s each on one thread) show the shipped model learning; 3 keep a real one short. */
+  steps: { tiny: 12, chat: 3 },
+  /** All four of the demo's prompts in every step. */
+  promptsPerStep: "4",
+  /** The paper's G = 8 where a step is cheap; 4 on a real model to keep the demo in minutes. */
+  trainG: { tiny: "8", chat: "4" },
+  /** Evaluate halfway and at the end on the tiny model (the learning curve); not at all on a real one. */
+  evalEvery: { tiny: "6", chat: "0" },
+  /** A tiny model learns in a few steps only with a high rate; a real one takes LoRA's usual settings. */
+  lora: { tiny: { rank: "8", lr: "3e-3" }, chat: { rank: "16", lr: "1e-4" } },
+} as const;
 
 /**
  * The main job on a fresh machine: takes --model or the model shipped in the repository (DEMO_MODEL_FILE;
@@ -65,7 +90,7 @@ export function register(program: Command): void {
       // A tiny model gains nothing from more threads, and ggml's spin-waiting threads collapse on a busy
       // machine (the shipped model: 2 s a step on 1 thread, 66 s on 2 threads of a loaded 2-core box).
       const threads = args.threads ?? (tiny ? 1 : defaultThreads());
-      const maxTokens = chat ? "256" : "12";
+      const maxTokens = chat ? DEMO.maxTokens.chat : DEMO.maxTokens.tiny;
       const common = ["--model", found.path, "--threads", String(threads), "--max-tokens", maxTokens];
       say(
         `task: ${chat ? "math (boxed answers)" : "first word of the completion (examples/first-word-task.mjs)"}; runs in ${out}`,
@@ -78,7 +103,7 @@ export function register(program: Command): void {
         "--prompt",
         chat ? ARITHMETIC[0].problem : STORY_PROMPTS[0].prompt,
         "-G",
-        "8",
+        DEMO.rolloutG,
       ]);
 
       say(
@@ -93,15 +118,15 @@ export function register(program: Command): void {
         "--task",
         task,
         "-G",
-        "4",
+        DEMO.inferG,
         "--out",
         inferDir,
         ...(tiny ? ["--anchor-preset", "greedy"] : []),
       ]);
       if (chat) await catrl(["eval", inferDir, "--gold", data]);
-      summarizeInfer(inferDir);
+      await summarizeInfer(inferDir);
 
-      const steps = String(args.steps ?? (tiny ? 12 : 3));
+      const steps = String(args.steps ?? (tiny ? DEMO.steps.tiny : DEMO.steps.chat));
       say(`\n3/4 CaT-RL: ${steps} GRPO steps on a LoRA adapter, anchor frozen`);
       const trainDir = path.join(out, "train");
       await catrl([
@@ -116,19 +141,21 @@ export function register(program: Command): void {
         "--steps",
         steps,
         "--prompts-per-step",
-        "4",
+        DEMO.promptsPerStep,
         "-G",
-        tiny ? "8" : "4",
+        tiny ? DEMO.trainG.tiny : DEMO.trainG.chat,
         "--eval-every",
-        tiny ? "6" : "0",
-        ...(tiny
-          ? ["--lora-rank", "8", "--lr", "3e-3", "--anchor-preset", "greedy"]
-          : ["--lora-rank", "16", "--lr", "1e-4"]),
+        tiny ? DEMO.evalEvery.tiny : DEMO.evalEvery.chat,
+        "--lora-rank",
+        tiny ? DEMO.lora.tiny.rank : DEMO.lora.chat.rank,
+        "--lr",
+        tiny ? DEMO.lora.tiny.lr : DEMO.lora.chat.lr,
+        ...(tiny ? ["--anchor-preset", "greedy"] : []),
       ]);
 
       say("\n4/4 report");
       await catrl(["report", trainDir]);
-      say(`\ndone in ${formatSeconds(performance.now() - t0)}`);
+      say(`\ndone in ${formatDuration(performance.now() - t0)}`);
       for (const line of trainingSummary(trainDir)) say(line);
     });
 }
@@ -190,10 +217,10 @@ export function trainingSummary(dir: string): string[] {
   const read = <T>(file: string, parse: (v: unknown) => T): T[] => {
     const f = path.join(dir, file);
     if (!existsSync(f)) return [];
-    return readFileSync(f, "utf8")
-      .split("\n")
-      .filter((l) => l.trim())
-      .map((l) => parse(JSON.parse(l)));
+    return parseJsonl(readFileSync(f, "utf8")).map((item) => {
+      if (item.error) throw new UserError(formatJsonlError(f, item.error));
+      return parse(item.value);
+    });
   };
   const steps = read(RUN_FILES.steps, (v) => StepRecordSchema.parse(v));
   const evals = read(RUN_FILES.evals, (v) => EvalRecordSchema.parse(v));
@@ -224,11 +251,9 @@ async function hasChatTemplate(file: string): Promise<boolean> {
   return Boolean(info.metadata?.tokenizer?.chat_template);
 }
 
-function summarizeInfer(dir: string): void {
-  const lines = readFileSync(path.join(dir, "results.jsonl"), "utf8").split("\n").filter(Boolean);
-  for (const l of lines) {
-    const r = JSON.parse(l);
-    const answers = r.rollouts.map((x: { answer: string | null }) => x.answer ?? "-").join(", ");
+async function summarizeInfer(dir: string): Promise<void> {
+  for (const r of await readResults(dir)) {
+    const answers = r.rollouts.map((x) => x.answer ?? "-").join(", ");
     say(
       `  ${r.id}: rollouts [${answers}] -> reference ${r.reference.answer ?? "(none)"}; rewards ${r.rewards.join(" ")}`,
     );

@@ -63,8 +63,15 @@ type EvalReport = {
   };
 };
 
-/** P(true) at or above this counts as "criteria_met" in logprob mode. */
+// Defaults of `catrl eval`, each with why.
+/** Symbolic equivalence: MATH-style answers (`\frac12` = `0.5`) are the common case. */
+const DEFAULT_MATCH = "math";
+/** One forward pass per criterion; `generate` (the grader writes JSON) is the slower, paper-exact path. */
+const DEFAULT_JUDGE_MODE = "logprob";
+/** P(true) at or above this counts as "criteria_met" in logprob mode: the grader's more likely answer. */
 const HEALTHBENCH_THRESHOLD = 0.5;
+/** A symbolic comparison that takes longer is a pathological expression: count it as no match. */
+const ANSWER_CHECK_TIMEOUT_MS = 5000;
 
 export function register(program: Command): void {
   const cmd = program
@@ -76,12 +83,12 @@ export function register(program: Command): void {
       "--gold <jsonl>",
       "gold file: rows with `answer` (e.g. MATH-500) or HealthBench rows with `rubrics`",
     )
-    .option("--match <mode>", "answer matching: math (symbolic) | exact", "math")
+    .option("--match <mode>", "answer matching: math (symbolic) | exact", DEFAULT_MATCH)
     .option("--judge <gguf|url>", "grader for HealthBench rubrics (the official simple-evals grader prompt)")
     .option(
       "--judge-mode <mode>",
       "logprob (P(true) of criteria_met, one forward pass) | generate (the grader writes the JSON)",
-      "logprob",
+      DEFAULT_JUDGE_MODE,
     );
   addRuntimeOptions(cmd);
   cmd.action(async (dir: string, raw: Record<string, unknown>) => {
@@ -138,7 +145,7 @@ async function evalAnswers(
       maj: Object.fromEntries(gs.map((k) => [k, slot(r.g_sweep?.[k]?.majority_answer, g)])),
     };
   });
-  const checker = createAnswerChecker({ threads: defaultThreads(), timeoutMs: 5000 });
+  const checker = createAnswerChecker({ threads: defaultThreads(), timeoutMs: ANSWER_CHECK_TIMEOUT_MS });
   let ok: boolean[];
   try {
     ok = (await checker.check(pairs, mode)).map((c) => c.match);

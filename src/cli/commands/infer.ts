@@ -11,7 +11,7 @@ import { readPromptRows } from "../../data/prompt-rows.js";
 import { hostInfo, modelIdentity, modelRecords, versions } from "../../run/provenance.js";
 import { writeFileAtomic } from "../../util/atomic-write.js";
 import { UserError } from "../../util/errors.js";
-import { formatSeconds, ProgressLine } from "../../util/progress.js";
+import { formatDuration, ProgressLine } from "../../util/progress.js";
 import {
   addCatOptions,
   catSettings,
@@ -213,7 +213,7 @@ export function register(program: Command): void {
       progress.done();
       const secs = (performance.now() - t0) / 1000;
       process.stderr.write(
-        `${finished} prompts x G=${args.g} in ${formatSeconds(secs * 1000)} (${((finished * args.g) / Math.max(secs, 1e-9)).toFixed(2)} rollouts/s); ` +
+        `${finished} prompts x G=${args.g} in ${formatDuration(secs * 1000)} (${((finished * args.g) / Math.max(secs, 1e-9)).toFixed(2)} rollouts/s); ` +
           `rollouts ${split.rollouts_s.toFixed(1)} s, synthesis ${split.synthesis_s.toFixed(1)} s (${split.synthesis_after_rollouts_s.toFixed(1)} s after the rollouts), ` +
           `rewards and baselines ${split.judging_s.toFixed(1)} s; ` +
           `results in ${run.results}${errors.length ? `; ${errors.length} bad rows in ${run.badRows}` : ""}` +

@@ -4,6 +4,7 @@ import { countParameters, MODEL_PRESETS, writeRandomModel } from "../../modelgen
 import { TOY_NAME, TOY_RECIPE, trainToy } from "../../toy/train-toy.js";
 import { UserError } from "../../util/errors.js";
 import { defaultThreads } from "../../util/threads.js";
+import { parseOrThrow } from "../../util/zod-error.js";
 
 const MakeOptionsSchema = z.object({
   preset: z.string(),
@@ -20,6 +21,14 @@ const TrainToyCliSchema = z.object({
   out: z.string().min(1),
   work: z.string().min(1),
 });
+
+// Defaults of `catrl model make`, each with why.
+/** q8_0: what speed and memory work measures against (llama.cpp's common deployment type). */
+const DEFAULT_TYPE = "q8_0";
+/** Any fixed seed: the same options then give a byte-identical file. */
+const DEFAULT_SEED = "1";
+/** Progress at most this often (ms): a multi-GB write would otherwise print thousands of lines. */
+const PROGRESS_EVERY_MS = 500;
 
 /**
  * `catrl model make|presets|train-toy`: random-weight GGUFs of real shapes, for measuring speed and memory without
@@ -45,17 +54,19 @@ export function register(program: Command): void {
     .command("make")
     .description("write a GGUF with random weights (noise: for speed/memory only) and a real tokenizer")
     .requiredOption("--preset <name>", `one of ${Object.keys(MODEL_PRESETS).join(", ")}`)
-    .option("--type <type>", "f32, f16 or q8_0", "q8_0")
-    .option("--seed <n>", "random seed (same seed, same bytes)", "1")
+    .option("--type <type>", "f32, f16 or q8_0", DEFAULT_TYPE)
+    .option("--seed <n>", "random seed (same seed, same bytes)", DEFAULT_SEED)
     .option("--tokenizer-from <file>", "GGUF to copy the tokenizer from (default: the preset's)")
     .option("--out <file>", "output path (default models/<preset>-<type>.gguf)")
     .action(async (raw: Record<string, unknown>) => {
-      const parsed = MakeOptionsSchema.safeParse(raw);
-      if (!parsed.success) {
-        const i = parsed.error.issues[0];
-        throw new UserError(`model make --${String(i.path[0] ?? "")}: ${i.message}`);
-      }
-      const o = parsed.data;
+      const o = parseOrThrow(
+        MakeOptionsSchema,
+        raw,
+        (i) => `model make --${i.field.split(".")[0]}: ${i.message}`,
+        {
+          root: "",
+        },
+      );
       const out = o.out ?? `models/${o.preset}-${o.type}.gguf`;
       const t0 = performance.now();
       let last = 0;
@@ -68,7 +79,7 @@ export function register(program: Command): void {
         out,
         onProgress: ({ bytesWritten, bytesTotal }) => {
           const now = performance.now();
-          if (now - last < 500 && bytesWritten < bytesTotal) return;
+          if (now - last < PROGRESS_EVERY_MS && bytesWritten < bytesTotal) return;
           last = now;
           const s = (now - t0) / 1000;
           const rate = bytesWritten / 1e6 / Math.max(s, 1e-3);

@@ -30,6 +30,10 @@ export function rolloutJson(r: Rollout, promptIndex: number) {
   };
 }
 
+// Defaults of `catrl rollout`, each with why.
+/** A few completions per prompt show the spread of the sampler without a long wait. */
+const DEFAULT_G = "4";
+
 const RolloutArgsSchema = z.object({
   model: z.string({ error: "--model is required" }),
   prompt: z.string().optional(),
@@ -51,7 +55,7 @@ export function register(program: Command): void {
     .option("--data <jsonl>", "prompts from JSONL (question | problem | prompt | messages)")
     .option("--field <name>", "JSONL field holding the prompt (default: auto-detect)")
     .option("--limit <n>", "only the first n prompts of --data")
-    .option("-G, --g <n>", "rollouts per prompt", "4")
+    .option("-G, --g <n>", "rollouts per prompt", DEFAULT_G)
     .option("--json", "one JSON object per rollout (JSONL) instead of text")
     .option("--out <file>", "write to this file instead of stdout")
     .option("--max-sequences <n>", "most sequences in one context (larger batches run in waves)");

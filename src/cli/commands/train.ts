@@ -40,6 +40,11 @@ import {
 import { abortOnSigint } from "../open-engine.js";
 import { addRuntimeOptions, addSamplingOptions, parseOrExplain, parseRuntimeOptions } from "../options.js";
 
+/** The keys a `--config` file may hold: every option's camelCase name but --config and --resume. */
+function configKeys(cmd: Command): string[] {
+  return cmd.options.map((o) => o.attributeName()).filter((k) => k !== "config" && k !== "resume");
+}
+
 export function register(program: Command): void {
   const cmd = program
     .command("train")
@@ -97,7 +102,8 @@ export function register(program: Command): void {
         process.stderr.write(`removed what an interrupted run left in ${dir}: ${removed.join(", ")}\n`);
     } else {
       // Defaults < config file < flags given on the command line.
-      const fromFile = typeof cliRaw.config === "string" ? readConfigFile(cliRaw.config) : {};
+      const fromFile =
+        typeof cliRaw.config === "string" ? readConfigFile(cliRaw.config, configKeys(cmd)) : {};
       raw = { ...cliRaw };
       for (const [k, v] of Object.entries(fromFile)) {
         if (cmd.getOptionValueSource(k) !== "cli") raw[k] = v;
