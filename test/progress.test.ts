@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { formatSeconds as formatReportSeconds } from "../src/report/page.js";
-import { formatDuration, formatProgress, formatSeconds } from "../src/util/progress.js";
+import { formatDuration, formatProgress } from "../src/util/progress.js";
 
 describe("progress line", () => {
   it("shows done/total, the rate and an ETA extrapolated from the elapsed time", () => {
@@ -21,15 +21,13 @@ describe("progress line", () => {
   });
 
   it("formats durations in s, m and h", () => {
-    expect(formatSeconds(59_400)).toBe("59s");
-    expect(formatSeconds(125_000)).toBe("2m05s");
-    expect(formatSeconds(3_725_000)).toBe("1h02m");
+    expect(formatDuration(59_400)).toBe("59s");
+    expect(formatDuration(125_000)).toBe("2m05s");
+    expect(formatDuration(3_725_000)).toBe("1h02m");
   });
 
   it("one unit per name: formatDuration takes milliseconds, the report's formatSeconds seconds", () => {
     expect(formatDuration(125_000)).toBe("2m05s");
-    // The old terminal name stays an alias of formatDuration until its last callers switch.
-    expect(formatSeconds).toBe(formatDuration);
     expect(formatReportSeconds(125)).toBe("2 min 5 s");
     expect(formatReportSeconds(3725)).toBe("1 h 2 min");
   });
