@@ -58,9 +58,14 @@ export { type LengthPenalty, type RubricRewardOptions, rubricReward } from "./ca
 export { RUBRIC_JSON_SCHEMA, type Rubric, RubricSchema } from "./cat/rubric/schema.js";
 // Data
 export {
+  HEALTHBENCH_BOOTSTRAP_SAMPLES,
   type HealthBenchCriterion,
+  type HealthBenchExample,
+  type HealthBenchOverall,
   type HealthBenchRow,
+  type HealthBenchStat,
   healthBenchMean,
+  healthBenchOverall,
   healthBenchPromptRow,
   healthBenchScore,
   readHealthBench,

@@ -181,3 +181,24 @@ describe("answersMatch exact mode", () => {
     expect(answersMatch(null, "5", math)).toBe(false);
   });
 });
+
+describe("inequalities compare as intervals (math mode)", () => {
+  test.each([
+    ["3 < x \\le 4", "(3,4]", true],
+    ["3<x\\leq4", "(3, 4]", true],
+    ["-1 \\leq x < 2", "[-1,2)", true],
+    ["x \\ge -2", "[-2,\\infty)", true],
+    ["x > 5", "(5, \\infty)", true],
+    ["x < 0", "(-\\infty,0)", true],
+    ["4 \\ge x > 3", "(3,4]", true],
+    ["3 < x \\le 4", "[3,4]", false],
+    ["3 < x \\le 4", "(3,4)", false],
+    ["x \\ge 2", "(2,\\infty)", false],
+  ])("%j vs %j: %s", (a, b, want) => {
+    expect(answersMatch(a, b, { mode: "math" })).toBe(want);
+    expect(answersMatch(b, a, { mode: "math" })).toBe(want);
+  });
+  test("\\left( is not a comparison", () => {
+    expect(answersMatch("\\left(3,4\\right]", "(3,4]", { mode: "math" })).toBe(true);
+  });
+});

@@ -3,7 +3,7 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { describe, expect, test } from "vitest";
 import { loadExtractor } from "../src/cat/answers/custom-extractor.js";
-import { extractFinalAnswer } from "../src/cat/answers/extract.js";
+import { extractFinalAnswer, extractGoldAnswer } from "../src/cat/answers/extract.js";
 import { normalizeAnswer } from "../src/cat/answers/normalize.js";
 import { UserError } from "../src/util/errors.js";
 
@@ -35,7 +35,29 @@ describe("extractFinalAnswer", () => {
 
   test("text after </think> wins over scratch boxes inside the thinking", () => {
     expect(extractFinalAnswer("<think>maybe \\boxed{1}</think> It is \\boxed{2}.")).toBe("2");
-    expect(extractFinalAnswer("<think>so \\boxed{1}</think> I am not sure.")).toBe("1");
+    // Issue 8: only the visible text counts (what the anchor reads); this used to fall back to the
+    // box inside the thinking and give "1".
+    expect(extractFinalAnswer("<think>so \\boxed{1}</think> I am not sure.")).toBeNull();
+  });
+
+  test("a rollout cut off inside <think> has no answer, whatever the thinking boxed", () => {
+    expect(extractFinalAnswer("<think>Let me try: 3 + 4, so \\boxed{7}. But wait")).toBeNull();
+    expect(extractFinalAnswer("<think>\\boxed{7}</think>")).toBeNull();
+  });
+
+  test.each([
+    ["Natalia sold 48/2 = 24 clips in May.\nAltogether she sold 48+24 = 72 clips.\n#### 72", "72"],
+    ["#### 18", "18"],
+    ["So she makes 9 * 2 = $18 every day.\n#### 18\n", "18"],
+    ["#### 1,000", "1,000"],
+    ["Final Answer: The final answer is $18$. I hope it is correct.", "18"],
+    ["Final Answer: The final answer is 18. I hope it is correct.", "18"],
+    ["The answer is 18 apples.", "18"],
+    ["So the answer is 3.5 dollars.", "3.5"],
+    ["The answer is x = 5.", "x = 5"],
+    ["The answer is $\\frac{1}{2}$, which is one half.", "\\frac{1}{2}"],
+  ])("common endings: %j -> %j", (text, want) => {
+    expect(extractFinalAnswer(text)).toBe(want);
   });
 
   test("nothing to extract", () => {
@@ -115,5 +137,15 @@ describe("loadExtractor", () => {
     await expect(loadExtractor(write("syn.mjs", "export function extract( {"))).rejects.toThrow(
       /failed to load/,
     );
+  });
+});
+
+describe("extractGoldAnswer", () => {
+  test("a worked solution gives its final answer; a bare answer stays as it is", () => {
+    expect(extractGoldAnswer("Janet sells 16 - 3 - 4 = 9 eggs.\nShe makes 9 * 2 = $18.\n#### 18")).toBe("18");
+    expect(extractGoldAnswer("so the area is $\\boxed{\\frac{1}{2}}$.")).toBe("\\frac{1}{2}");
+    expect(extractGoldAnswer("72")).toBe("72");
+    expect(extractGoldAnswer(" \\frac{14}{3} ")).toBe("\\frac{14}{3}");
+    expect(extractGoldAnswer("(3,4]")).toBe("(3,4]");
   });
 });

@@ -1,9 +1,12 @@
 import { execFile } from "node:child_process";
+import { createHash } from "node:crypto";
 import { existsSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { promisify } from "node:util";
 import { describe, expect, it } from "vitest";
+import { HEALTHBENCH_GRADER_ID } from "../src/cat/rubric/healthbench-grader.js";
+import { healthBenchOverall } from "../src/data/healthbench.js";
 import { CLI, HEALTHBENCH, hasStories, noStoriesReason, readJsonlFile, STORIES } from "./helpers/shared.js";
 
 const run = promisify(execFile);
@@ -49,7 +52,12 @@ describe.skipIf(!hasData)(
           "3",
           "--max-tokens",
           "16",
-        ].concat(["--synthesis-max-tokens", "32", "--rubric-retries", "1", "--out", out]),
+        ]
+          .concat(["--synthesis-max-tokens", "32", "--rubric-retries", "1", "--out", out])
+          .concat(
+            // Two estimators keep eval's grading (the official grader prompt is long) within the time budget.
+            ["--estimators", "synthesis,single"],
+          ),
         { env },
       );
       const results = readJsonlFile(path.join(out, "results.jsonl"));
@@ -84,6 +92,37 @@ describe.skipIf(!hasData)(
       for (const v of Object.values(ev.accuracy) as number[]) {
         expect(v).toBeGreaterThanOrEqual(0);
         expect(v).toBeLessThanOrEqual(1);
+      }
+      // The audit trail: every (response, criterion) verdict with P(yes), the grader prompt's version and
+      // the judge's sha256; the eval score is the official aggregation of exactly these verdicts.
+      const hb = ev.healthbench;
+      expect(hb.grader_prompt).toBe(HEALTHBENCH_GRADER_ID);
+      expect(hb.judge.sha256).toBe(createHash("sha256").update(readFileSync(STORIES)).digest("hex"));
+      expect(hb.bootstrap_samples).toBe(1000);
+      const recs = readJsonlFile(path.join(out, hb.verdicts_file));
+      const gold = short.map((x) => JSON.parse(x.l));
+      expect(recs).toHaveLength(2 * Object.keys(ev.accuracy).length);
+      for (const est of Object.keys(ev.accuracy)) {
+        const mine = gold.map((g) => recs.find((x) => x.prompt_id === g.prompt_id && x.estimator === est));
+        mine.forEach((rec, i) => {
+          expect(rec.grader_prompt).toBe(HEALTHBENCH_GRADER_ID);
+          expect(rec.judge_sha256).toBe(hb.judge.sha256);
+          expect(rec.verdicts.map((v: { criterion: string }) => v.criterion)).toEqual(
+            gold[i].rubrics.map((c: { criterion: string }) => c.criterion),
+          );
+          for (const v of rec.verdicts) if (v.p_yes != null) expect(v.met).toBe(v.p_yes >= 0.5);
+        });
+        const again = healthBenchOverall(
+          mine.map((rec, i) => ({
+            rubrics: gold[i].rubrics,
+            met: rec.verdicts.map((v: { met: boolean | null }) => v.met),
+            exampleTags: gold[i].example_tags,
+          })),
+          { seed: 1 },
+        );
+        expect(ev.accuracy[est]).toBeCloseTo(again.overall, 12);
+        expect(hb.estimators[est].bootstrap_std).toBeCloseTo(again.bootstrapStd, 12);
+        expect(mine.map((rec) => rec.score)).toEqual(again.perExample);
       }
     });
   },

@@ -80,7 +80,8 @@ describe("judge", () => {
     );
     expect(pYesFrom(probs)).toBeCloseTo(0.8, 12);
     expect(pYesFrom([0.2, 0.6], ["yes", "no"])).toBeCloseTo(0.25, 12);
-    expect(pYesFrom([0, 0], ["yes", "no"])).toBe(0.5);
+    // Issue 8: no mass on either verdict is unjudged (null); it was 0.5, which counted as met.
+    expect(pYesFrom([0, 0], ["yes", "no"])).toBeNull();
     expect(pYesFrom([0.4, 0.4, 0.2], ["yes", "yes", "no"])).toBeCloseTo(2 / 3, 12);
     expect(() => pYesFrom([1], ["yes", "no"])).toThrow(/1 probabilities for 2/);
   });

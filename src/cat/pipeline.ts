@@ -1,12 +1,14 @@
 import { z } from "zod";
 import type { PromptRow } from "../data/prompt-rows.js";
-import type { Engine, Prompt, Rollout, Sampling } from "../engine/types.js";
+import type { Engine, Prompt, ReplyStart, Rollout, Sampling } from "../engine/types.js";
+import { extractGoldAnswer } from "./answers/extract.js";
 import { groupAnswers } from "./estimators/majority.js";
 import { minPplEstimator } from "./estimators/min-ppl.js";
 import { mutualPredictability } from "./estimators/mutual-predictability.js";
 import { selfBestOfN } from "./estimators/self-bon.js";
 import { singleEstimator } from "./estimators/single.js";
 import type { EstimatorOutput, EstimatorRollout } from "./estimators/types.js";
+import { stripThinking } from "./prompts/think.js";
 import { renderConversation } from "./rubric/prompt.js";
 import { judgeItems, proposeRubrics, type RubricSettings, type Verdict } from "./rubric-rewards.js";
 import { type SynthesisResult, type SynthesisSettings, synthesizeBatch } from "./synthesize.js";
@@ -36,6 +38,12 @@ export type CatSettings = {
   estimators: EstimatorName[];
   rubric: RubricSettings;
   judgeSeesConversation: boolean;
+  /**
+   * Rollouts answer without thinking: the reply starts after the template's closed, empty thinking block
+   * (Qwen 3's no-think form), so a thinking model cannot spend the whole token budget mid-thought. The
+   * recorded prompt tokens (what the trainer conditions on) include that block.
+   */
+  noThink?: boolean;
 };
 
 export type CatEngines = { policy: Engine; anchor: Engine; judge: Engine };
@@ -91,6 +99,15 @@ function rowSeed(base: number, row: PromptRow, G: number, salt: number): number 
   return base + salt * 1_000_003 + (row.line - 1) * G;
 }
 
+function rolloutReply(s: CatSettings): ReplyStart | undefined {
+  return s.noThink ? { closeThinking: true } : undefined;
+}
+
+/** Tokens of the response itself, for length penalties: the end-of-generation token is not one. */
+function responseLength(ro: RolloutRecord): number {
+  return ro.tokens.length - (ro.finish_reason === "eog" ? 1 : 0);
+}
+
 function questionText(prompt: Prompt): string {
   return typeof prompt === "string" ? prompt : renderConversation(prompt);
 }
@@ -117,6 +134,7 @@ export async function runCat(
       maxTokens: s.maxTokens,
       sampling: s.sampling,
       seed: rowSeed(s.seed, row, s.G, 0),
+      reply: rolloutReply(s),
     })),
     {
       signal: opts.signal,
@@ -127,8 +145,10 @@ export async function runCat(
   opts.signal?.throwIfAborted();
   const t1 = performance.now();
 
+  // Answers come from the text the anchor reads (thinking stripped unless --keep-think).
+  const visible = (text: string) => (s.synthesis.stripThink ? stripThinking(text) : text);
   const answersOf = (rs: Rollout[]) =>
-    rs.map((r) => (task.kind === "verifiable" ? task.extract(r.text) : undefined));
+    rs.map((r) => (task.kind === "verifiable" ? task.extract(visible(r.text)) : undefined));
   const answers = generated.map(answersOf);
 
   // Synthesis over all G rollouts, plus over the first g for the accuracy-vs-G sweep.
@@ -153,8 +173,9 @@ export async function runCat(
     return {
       id: row.id,
       line: row.line,
-      ...(row.gold !== undefined ? { gold: row.gold } : {}),
-      prompt_tokens: engines.policy.tokenizePrompt(row.prompt),
+      // A worked gold solution (GSM8K's "... #### 72") is compared by its final answer, as responses are.
+      ...(row.gold !== undefined ? { gold: extractGoldAnswer(row.gold) } : {}),
+      prompt_tokens: engines.policy.tokenizePrompt(row.prompt, "auto", rolloutReply(s)),
       rollouts: generated[i].map((r, k) => ({
         index: r.rolloutIndex,
         seed: r.seed,
@@ -207,7 +228,7 @@ async function verifiableRewards(
   for (const r of results) {
     // A reference without a final answer gives no signal: every rollout gets 0 and the record says why
     // (the group then has zero variance and is left out of the update).
-    if (!r.reference.ok) r.reward_note = "no reference (synthesis failed)";
+    if (!r.reference.ok) r.reward_note = `no reference (${r.reference.error ?? "synthesis failed"})`;
     else if (r.reference.answer == null) r.reward_note = "the reference has no final answer";
     r.rewards = r.rollouts.map((ro) => {
       const v = matches[k++] ? 1 : 0;
@@ -241,13 +262,14 @@ async function rubricRewards(
     if (rb.ok) judgeable.push(i);
     else results[i].reward_note = `rubric failed after ${rb.attempts} attempts: ${rb.error}`;
   });
-  for (const r of results) if (!r.reference.ok) r.reward_note = "no reference (synthesis failed)";
+  for (const r of results)
+    if (!r.reference.ok) r.reward_note = `no reference (${r.reference.error ?? "synthesis failed"})`;
   const judged = await judgeItems(
     engines.judge,
     judgeable.map((i) => ({
       criteria: (results[i].rubric as { criteria: string[] }).criteria,
       responses: results[i].rollouts.map((ro) => ro.text),
-      responseTokens: results[i].rollouts.map((ro) => ro.tokens.length),
+      responseTokens: results[i].rollouts.map((ro) => responseLength(ro)),
       conversation: s.judgeSeesConversation ? rows[i].prompt : undefined,
     })),
     s.rubric,
@@ -261,6 +283,36 @@ async function rubricRewards(
       ro.reward = judged[k].rewards[j];
     });
   });
+}
+
+/** The sampling is the raw model: temperature 1, no filters, no penalty. */
+function isRawSampling(s: Sampling): boolean {
+  return s.temperature === 1 && s.topK === 0 && s.topP === 1 && s.minP === 0 && !s.repeatPenalty;
+}
+
+/**
+ * Each rollout's log-probs under the policy itself (a teacher-forced pass over its tokens), which is
+ * what perplexity means; the recorded ones are the sampler's, which differ under a preset (~0.1 nats a
+ * token under Qwen 3's). With raw sampling they are the same, and no pass is spent.
+ */
+async function ownLogprobs(
+  policy: Engine,
+  row: PromptRow,
+  r: PromptResult,
+  s: CatSettings,
+  signal?: AbortSignal,
+): Promise<number[][]> {
+  if (isRawSampling(s.sampling)) return r.rollouts.map((ro) => ro.logprobs);
+  const scorable = r.rollouts.flatMap((ro, k) => (ro.tokens.length > 0 ? [k] : []));
+  const scored = await policy.score(
+    scorable.map((k) => ({ prompt: row.prompt, continuation: r.rollouts[k].tokens, reply: rolloutReply(s) })),
+    { signal },
+  );
+  const out: number[][] = r.rollouts.map(() => []);
+  scorable.forEach((k, j) => {
+    out[k] = scored[j].logprobs;
+  });
+  return out;
 }
 
 async function runEstimators(
@@ -293,7 +345,12 @@ async function runEstimators(
       };
     }
     if (want.has("single")) r.estimators.single = record(await singleEstimator().estimate(input));
-    if (want.has("min-ppl")) r.estimators["min-ppl"] = record(await minPplEstimator().estimate(input));
+    if (want.has("min-ppl")) {
+      // Ranked by the model's own log-probs, not the sampler's (temperature and filters reshape those).
+      const own = await ownLogprobs(engines.policy, rows[i], r, s, signal);
+      const rollouts = input.rollouts.map((x, k) => ({ ...x, logprobs: own[k] }));
+      r.estimators["min-ppl"] = record(await minPplEstimator().estimate({ rollouts }));
+    }
     if (want.has("majority") && matcher) {
       const groups = await groupAnswers(
         input.rollouts.map((x) => x.answer),

@@ -1,7 +1,8 @@
 import { z } from "zod";
-import type { ChatTurn, Engine, Sampling } from "../engine/types.js";
-import { ModelOutputError, parseRubric, parseVerdict } from "./rubric/parse.js";
-import { buildJudgePrompt, buildRubricPrompt, JUDGE_ALL_CANDIDATES, pYesFrom } from "./rubric/prompt.js";
+import type { ChatTurn, Engine, Prompt, Sampling } from "../engine/types.js";
+import { CAT_JUDGE, type Grader, graderCandidates, pYesOf } from "./rubric/grader.js";
+import { ModelOutputError, parseRubric } from "./rubric/parse.js";
+import { buildRubricPrompt } from "./rubric/prompt.js";
 import { type LengthPenalty, rubricReward } from "./rubric/reward.js";
 import { RUBRIC_JSON_SCHEMA } from "./rubric/schema.js";
 
@@ -66,6 +67,8 @@ export type Verdict = { criterion: number; pYes: number | null; met: boolean | n
 
 export type JudgeItem = {
   criteria: string[];
+  /** Weights of the criteria, for graders that show them (HealthBench's `[points] criterion`). */
+  points?: number[];
   responses: string[];
   responseTokens: number[];
   conversation?: ChatTurn[] | string;
@@ -74,9 +77,11 @@ export type JudgeItem = {
 export type JudgedItem = { verdicts: Verdict[][]; rewards: (number | null)[] };
 
 /**
- * The judge answers every (response, criterion) pair. `logprob` reads P(yes) against P(no) from the
- * next-token distribution in one forward pass per pair, all pairs batched; `generate` lets the judge write
- * a short answer and parses it (a verdict that does not parse is recorded as an error, not as "no").
+ * The judge answers every (response, criterion) pair, asked as `grader` says (default CaT's own judge
+ * prompt). `logprob` reads P(yes) against P(no) from the next-token distribution in one forward pass per
+ * pair, all pairs batched; `generate` lets the judge write an answer and parses it. A verdict that does
+ * not parse, or a next token with no probability on either verdict, is recorded as unjudged (met null,
+ * with the reason), never as "no".
  */
 export async function judgeItems(
   judge: Engine,
@@ -84,8 +89,9 @@ export async function judgeItems(
   s: RubricSettings,
   seed: number,
   signal?: AbortSignal,
+  grader: Grader = CAT_JUDGE,
 ): Promise<JudgedItem[]> {
-  const pairs: { item: number; response: number; criterion: number; prompt: string }[] = [];
+  const pairs: { item: number; response: number; criterion: number; prompt: Prompt }[] = [];
   items.forEach((it, item) => {
     it.responses.forEach((response, r) => {
       it.criteria.forEach((criterion, c) => {
@@ -93,17 +99,24 @@ export async function judgeItems(
           item,
           response: r,
           criterion: c,
-          prompt: buildJudgePrompt({ criterion, response, conversation: it.conversation }),
+          prompt: grader.prompt({
+            criterion,
+            points: it.points?.[c],
+            response,
+            conversation: it.conversation,
+          }),
         });
       });
     });
   });
   const verdicts: Verdict[] = new Array(pairs.length);
   // A pair the judge cannot read whole is recorded as unjudged, not guessed.
-  const room = judge.info.trainContextSize - (s.judgeMode === "logprob" ? 1 : 8);
+  const logprob = s.judgeMode === "logprob";
+  const reply = logprob ? grader.verdictSlot : grader.generate.reply;
+  const room = judge.info.trainContextSize - (logprob ? 1 : grader.generate.maxTokens);
   const fits: number[] = [];
   pairs.forEach((p, k) => {
-    const n = judge.tokenizePrompt(p.prompt).length;
+    const n = judge.tokenizePrompt(p.prompt, "auto", reply).length;
     if (n <= room) fits.push(k);
     else
       verdicts[k] = {
@@ -113,31 +126,40 @@ export async function judgeItems(
         error: `judge prompt of ${n} tokens does not fit the judge's context of ${judge.info.trainContextSize}`,
       };
   });
-  if (s.judgeMode === "logprob") {
+  if (logprob) {
     const res = await judge.nextTokenProbs(
-      fits.map((k) => ({ prompt: pairs[k].prompt, candidates: [...JUDGE_ALL_CANDIDATES] })),
+      fits.map((k) => ({ prompt: pairs[k].prompt, candidates: graderCandidates(grader), reply })),
       { signal },
     );
     res.forEach((r, i) => {
       const k = fits[i];
-      const pYes = pYesFrom(r.probs);
-      verdicts[k] = { criterion: pairs[k].criterion, pYes, met: pYes >= s.threshold };
+      const pYes = pYesOf(r.probs, grader);
+      verdicts[k] =
+        pYes == null
+          ? {
+              criterion: pairs[k].criterion,
+              pYes: null,
+              met: null,
+              error: "the judge's next token puts no probability on either verdict",
+            }
+          : { criterion: pairs[k].criterion, pYes, met: pYes >= s.threshold };
     });
   } else {
     const out = await judge.generate(
       fits.map((k) => ({
         prompt: pairs[k].prompt,
         n: 1,
-        maxTokens: 8,
+        maxTokens: grader.generate.maxTokens,
         sampling: { temperature: 0, topK: 0, topP: 1, minP: 0 },
         seed: seed + k,
+        reply,
       })),
       { signal },
     );
     out.forEach(([r], i) => {
       const k = fits[i];
       try {
-        const met = parseVerdict(r?.text ?? "");
+        const met = grader.generate.parse(r?.text ?? "");
         verdicts[k] = { criterion: pairs[k].criterion, pYes: met ? 1 : 0, met };
       } catch (e) {
         verdicts[k] = { criterion: pairs[k].criterion, pYes: null, met: null, error: (e as Error).message };

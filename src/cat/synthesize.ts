@@ -11,6 +11,13 @@ export type SynthesisSettings = {
   noThink: boolean;
   maxTokens: number;
   sampling: Sampling;
+  /**
+   * A reference must come from a complete unified section: a synthesis cut off at the token limit, or
+   * without its "UNIFIED RESPONSE" section, gives the group no reference (reported) instead of a
+   * half-written one. Off only for anchors that cannot follow the format (raw models without a chat
+   * template, such as stories260K), whose whole continuation is the reference, as before.
+   */
+  requireComplete?: boolean;
 };
 
 export type SynthesisGroup = { rollouts: string[]; question?: string; seed: number };
@@ -23,7 +30,20 @@ export type SynthesisResult =
       finishReason: string;
       tokens: number;
     } & ParsedSynthesis)
-  | { ok: false; error: string };
+  | {
+      ok: false;
+      error: string /** The anchor wrote, but no complete unified section. */;
+      incomplete?: boolean;
+    };
+
+/** Why a synthesis is not a complete unified section, or null when it is. */
+function incompleteReason(finish: string, usedWholeText: boolean, maxTokens: number): string | null {
+  if (finish === "max_tokens") {
+    return `the synthesis was cut off at the token limit (${maxTokens}) ${usedWholeText ? "before its unified section" : "inside its unified section"}; raise --synthesis-max-tokens`;
+  }
+  if (usedWholeText) return "the synthesis has no UNIFIED RESPONSE section";
+  return null;
+}
 
 /**
  * The frozen anchor reads each group's rollouts and writes one reference. All groups generate
@@ -72,13 +92,19 @@ export async function synthesizeBatch(
       results[i] = { ok: false, error: "synthesis aborted" };
       return;
     }
+    const parsed = parseSynthesis(r.text, s.template);
+    const incomplete = incompleteReason(r.finishReason, parsed.usedWholeText, s.maxTokens);
+    if (s.requireComplete && incomplete) {
+      results[i] = { ok: false, error: incomplete, incomplete: true };
+      return;
+    }
     results[i] = {
       ok: true,
       prompt: prompts[i],
       text: r.text,
       finishReason: r.finishReason,
       tokens: r.tokens.length,
-      ...parseSynthesis(r.text, s.template),
+      ...parsed,
     };
   });
   return results;

@@ -27,18 +27,25 @@ export type Task = VerifiableTask | FreeformTask;
 
 export type TaskSpec = { task: string; matchMode?: MatchMode; threads: number; checkTimeoutMs?: number };
 
-/** `math` | `freeform` | a path to an extractor module (see src/cat/answers/custom-extractor.ts). */
+/** Built-in verifiable tasks: boxed math (MATH-500) and grade-school word problems (GSM8K). */
+export const BUILTIN_VERIFIABLE_TASKS = ["math", "gsm8k"] as const;
+
+/**
+ * `math` | `gsm8k` | `freeform` | a path to an extractor module (see src/cat/answers/custom-extractor.ts).
+ * `math` and `gsm8k` share the extraction (boxed, `#### N`, "The answer is ...") and the matching; the
+ * name says which benchmark a run is, and `gsm8k` gold answers (worked solutions) are extracted the same.
+ */
 export async function openTask(spec: TaskSpec): Promise<Task> {
   if (spec.task === "freeform")
     return { kind: "freeform", name: "freeform", template: "freeform-v1", close: async () => {} };
-  if (spec.task === "math") {
+  if ((BUILTIN_VERIFIABLE_TASKS as readonly string[]).includes(spec.task)) {
     const mode = spec.matchMode ?? "math";
     // Symbolic checks run in a worker pool with a per-check timeout: a pathological expression from a
     // model must not hang a run.
     let checker: AnswerChecker | null = null;
     return {
       kind: "verifiable",
-      name: "math",
+      name: spec.task,
       template: "reasoning-v1",
       extract: extractFinalAnswer,
       async matchMany(pairs) {

@@ -22,6 +22,18 @@ import { UserError } from "../util/errors.js";
 import { openEngineFromCli } from "./open-engine.js";
 import { parseOrExplain, type RuntimeOptions, resolveSampling } from "./options.js";
 
+/**
+ * The paper's new-token budgets when --max-tokens is not given: 1,536 for verifiable tasks (MATH-500) and
+ * 1,024 for free-form ones (HealthBench); a thinking model needs the room (or --no-think).
+ */
+export const PAPER_MAX_TOKENS = { verifiable: 1536, freeform: 1024 } as const;
+
+export const TASK_MAX_TOKENS_HELP = `${PAPER_MAX_TOKENS.verifiable} for verifiable tasks, ${PAPER_MAX_TOKENS.freeform} for freeform (the paper's)`;
+
+export function paperMaxTokens(task: string): number {
+  return task === "freeform" ? PAPER_MAX_TOKENS.freeform : PAPER_MAX_TOKENS.verifiable;
+}
+
 /** Options shared by `catrl infer` and `catrl train`: the CaT half (anchor, synthesis, rewards, judge). */
 export function addCatOptions(cmd: Command): Command {
   return cmd
@@ -30,17 +42,24 @@ export function addCatOptions(cmd: Command): Command {
       "frozen anchor that synthesizes references (default: the --model file, without adapter)",
     )
     .option("--judge <gguf>", "judge for rubric criteria (default: the anchor)")
-    .option("--task <task>", "math | freeform | path to an answer-extractor module", "math")
+    .option("--task <task>", "math | gsm8k | freeform | path to an answer-extractor module", "math")
     .option("--match <mode>", "answer matching for math: exact (the paper's) | math (symbolic)", "math")
     .option("--field <name>", "JSONL field holding the prompt (default: auto-detect)")
     .option("--anchor-sees-question", "show the anchor the question (the paper's anchor is question-blind)")
     .option("--keep-think", "keep <think> blocks in rollouts shown to the anchor")
-    .option("--no-think", "append Qwen3's /no_think to the anchor's prompt")
+    .option(
+      "--no-think",
+      "no thinking: rollouts start after the template's closed thinking block, and the anchor's prompt gets Qwen3's /no_think",
+    )
     .option(
       "--anchor-preset <name>",
       "sampling preset of the anchor's syntheses and rubrics (default: by model family)",
     )
     .option("--synthesis-max-tokens <n>", "max new tokens of a synthesis (default: 2 x --max-tokens)")
+    .option(
+      "--accept-incomplete-references",
+      "use a synthesis cut off at the token limit or without its unified section as the reference (default: no reference for that group, reported)",
+    )
     .option("--judge-mode <mode>", "logprob (P(yes) vs P(no), one forward pass) | generate", "logprob")
     .option("--judge-sees-conversation", "show the judge the conversation, not only the response")
     .option(
@@ -58,6 +77,7 @@ export const CatArgsSchema = z.object({
   field: z.string().optional(),
   anchorSeesQuestion: z.boolean().optional(),
   keepThink: z.boolean().optional(),
+  acceptIncompleteReferences: z.boolean().optional(),
   think: z.boolean().optional(),
   synthesisMaxTokens: z.coerce.number().int().min(1).optional(),
   anchorPreset: z.string().optional(),
@@ -143,6 +163,9 @@ export function catSettings(
       noThink: args.think === false,
       maxTokens: args.synthesisMaxTokens ?? 2 * rt.maxTokens,
       sampling: anchorSampling,
+      // An anchor with a chat template can follow the synthesis format, so only a complete unified
+      // section is a reference; a raw model's continuation is its reference as it stands.
+      requireComplete: engines.anchor.info.hasChatTemplate && args.acceptIncompleteReferences !== true,
     },
     gSweep: task.kind === "verifiable" ? sweep : [],
     estimators: task.kind === "verifiable" ? estimators : estimators.filter((e) => e !== "majority"),
@@ -157,5 +180,6 @@ export function catSettings(
         : undefined,
     },
     judgeSeesConversation: args.judgeSeesConversation === true,
+    noThink: args.think === false,
   };
 }

@@ -2,6 +2,7 @@
 import { Command } from "commander";
 import { isUserError, oneLine } from "../util/errors.js";
 import { packageVersion } from "../util/version.js";
+import { COMMANDS, type CommandName, invokedCommand } from "./command-index.js";
 
 /**
  * `catrl`: each subcommand lives in src/cli/commands/<name>.ts and registers itself here. Errors meant
@@ -13,22 +14,15 @@ const program = new Command()
   .version(packageVersion())
   .option("--verbose", "print stack traces and llama.cpp logs");
 
-type CommandModule = { register(program: Command): void };
-// Loaded lazily so that `catrl --help` does not load llama.cpp.
-const commandModules: Array<() => Promise<CommandModule>> = [
-  () => import("./commands/rollout.js"),
-  () => import("./commands/infer.js"),
-  () => import("./commands/eval.js"),
-  () => import("./commands/train.js"),
-  () => import("./commands/demo.js"),
-  () => import("./commands/report.js"),
-  () => import("./commands/model.js"),
-  () => import("./commands/bench.js"),
-];
-
 async function main(): Promise<void> {
-  for (const load of commandModules) {
-    (await load()).register(program);
+  const name = invokedCommand(process.argv.slice(2));
+  if (name === undefined) {
+    // `catrl`, `catrl --help`, `catrl --version`: list the commands from the index, importing none of them
+    // (the command modules pull in node-llama-cpp, about a second to load).
+    for (const [spec, { summary }] of Object.entries(COMMANDS)) program.command(spec).description(summary);
+    program.addHelpText("after", "\nRun `catrl <command> --help` for a command's options.");
+  } else {
+    (await COMMANDS[name as CommandName].load()).register(program);
   }
   await program.parseAsync(process.argv);
 }

@@ -14,13 +14,24 @@ import { defaultThreads } from "../util/threads.js";
  * Options that mean the same in every command (--threads, --gpu, --seed, --max-tokens, sampling), with
  * one zod schema so that a bad value gets one line naming the option.
  */
-export function addRuntimeOptions(cmd: Command): Command {
+export function addRuntimeOptions(
+  cmd: Command,
+  /** Commands whose default budget depends on the task (`catrl infer`, `catrl train`) say so here. */
+  maxTokensDefault: { value: string } | { description: string } = { value: String(DEFAULT_MAX_TOKENS) },
+): Command {
   return cmd
     .addOption(new Option("--gpu <backend>", "auto | cuda | vulkan | cpu").default("auto"))
     .option("--threads <n>", "CPU threads for llama.cpp (default: the cores; 1 under CI)")
     .option("--seed <n>", "base seed; rollout i of a prompt uses seed + i", "1")
-    .option("--max-tokens <n>", "maximum new tokens per completion", "256");
+    .option(
+      "--max-tokens <n>",
+      `maximum new tokens per completion${"description" in maxTokensDefault ? ` (default: ${maxTokensDefault.description})` : ""}`,
+      "value" in maxTokensDefault ? maxTokensDefault.value : undefined,
+    );
 }
+
+/** New tokens per completion for commands without a task (rollout, bench, eval's judge). */
+export const DEFAULT_MAX_TOKENS = 256;
 
 export function addSamplingOptions(cmd: Command): Command {
   return cmd
@@ -64,7 +75,7 @@ export const RuntimeOptionsSchema = z.object({
   gpu: GpuChoiceSchema,
   threads: intString("threads", 1).optional(),
   seed: intString("seed", 0),
-  maxTokens: intString("max-tokens", 1),
+  maxTokens: intString("max-tokens", 1).optional(),
 });
 export type RuntimeOptions = {
   gpu: z.infer<typeof GpuChoiceSchema>;
@@ -73,9 +84,13 @@ export type RuntimeOptions = {
   maxTokens: number;
 };
 
-export function parseRuntimeOptions(raw: Record<string, unknown>): RuntimeOptions {
+/** `defaultMaxTokens`: the budget when --max-tokens was not given (the task's, for infer and train). */
+export function parseRuntimeOptions(
+  raw: Record<string, unknown>,
+  defaultMaxTokens: number = DEFAULT_MAX_TOKENS,
+): RuntimeOptions {
   const r = parseOrExplain(RuntimeOptionsSchema, raw);
-  return { ...r, threads: r.threads ?? defaultThreads() };
+  return { ...r, threads: r.threads ?? defaultThreads(), maxTokens: r.maxTokens ?? defaultMaxTokens };
 }
 
 const SamplingOverridesSchema = z.object({

@@ -31,6 +31,7 @@ import {
   type NextTokenRequest,
   type NextTokenResult,
   type Prompt,
+  type ReplyStart,
   type ResolvedGenerationRequest,
   type Rollout,
   type Sampling,
@@ -168,12 +169,12 @@ export class LlamaEngine implements Engine {
       ._loraAdapters;
   }
 
-  renderPrompt(prompt: Prompt, format: PromptFormat = "auto"): string {
-    return this.renderer.render(prompt, format).text.toString();
+  renderPrompt(prompt: Prompt, format: PromptFormat = "auto", reply?: ReplyStart): string {
+    return this.renderer.render(prompt, format, reply).text.toString();
   }
 
-  tokenizePrompt(prompt: Prompt, format: PromptFormat = "auto"): number[] {
-    return this.renderer.tokenize(prompt, format);
+  tokenizePrompt(prompt: Prompt, format: PromptFormat = "auto", reply?: ReplyStart): number[] {
+    return this.renderer.tokenize(prompt, format, reply);
   }
 
   /**
@@ -196,7 +197,7 @@ export class LlamaEngine implements Engine {
     });
     const jobs: Job[] = [];
     for (const [requestIndex, request] of resolved.entries()) {
-      const rendered = this.renderer.prepare(request.prompt, request.format);
+      const rendered = this.renderer.prepare(request.prompt, request.format, request.reply);
       const promptTokens = rendered.tokens;
       const grammar = request.jsonSchema
         ? await this.llama.createGrammarForJsonSchema(request.jsonSchema as never)
@@ -436,7 +437,7 @@ export class LlamaEngine implements Engine {
   async score(requests: ScoreRequest[], options: { signal?: AbortSignal } = {}): Promise<ScoreResult[]> {
     const items = requests.map((r) => {
       const q = ScoreRequestSchema.parse(r);
-      const prompt = this.renderer.tokenize(q.prompt, q.format);
+      const prompt = this.renderer.tokenize(q.prompt, q.format, q.reply);
       const cont: number[] =
         typeof q.continuation === "string" ? this.continuationTokens(q.continuation) : q.continuation;
       return { prompt, cont, sampling: q.sampling };
@@ -457,7 +458,7 @@ export class LlamaEngine implements Engine {
     options: { signal?: AbortSignal } = {},
   ): Promise<NextTokenResult[]> {
     const items = requests.map((r) => ({
-      prompt: this.renderer.tokenize(r.prompt, r.format ?? "auto"),
+      prompt: this.renderer.tokenize(r.prompt, r.format ?? "auto", r.reply),
       targets: [r.candidates.map((c) => this.continuationTokens(c)[0] ?? -1)],
     }));
     const res = await this.teacherForced(items, options.signal);

@@ -1,11 +1,13 @@
 import {
   type ChatHistoryItem,
+  type ChatModelResponse,
+  type ChatModelSegment,
   type ChatWrapper,
   type LlamaModel,
   LlamaText,
   resolveChatWrapper,
 } from "node-llama-cpp";
-import type { Prompt } from "./types.js";
+import type { Prompt, ReplyStart } from "./types.js";
 
 export type PromptFormat = "auto" | "chat" | "raw";
 
@@ -34,10 +36,14 @@ export class PromptRenderer {
     return this.chatWrapper != null;
   }
 
-  render(prompt: Prompt, format: PromptFormat = "auto"): { text: LlamaText; stops: string[] } {
+  render(
+    prompt: Prompt,
+    format: PromptFormat = "auto",
+    reply?: ReplyStart,
+  ): { text: LlamaText; stops: string[] } {
     if (!this.useChat(format)) {
       const text = typeof prompt === "string" ? prompt : prompt.map((t) => t.content).join("\n\n");
-      return { text: LlamaText(text), stops: [] };
+      return { text: LlamaText(reply?.prefix ? `${text}\n\n${reply.prefix}` : text), stops: [] };
     }
     const turns = typeof prompt === "string" ? [{ role: "user" as const, content: prompt }] : prompt;
     const chatHistory: ChatHistoryItem[] = turns.map((t) =>
@@ -47,7 +53,7 @@ export class PromptRenderer {
           ? { type: "user", text: t.content }
           : { type: "model", response: [t.content] },
     );
-    chatHistory.push({ type: "model", response: [] });
+    chatHistory.push({ type: "model", response: this.replyStart(reply) });
     const state = this.chatWrapper!.generateContextState({ chatHistory });
     // Triggers made of special tokens are end-of-generation tokens already; keep the plain-text ones.
     const stops = state.stopGenerationTriggers
@@ -56,13 +62,30 @@ export class PromptRenderer {
     return { text: state.contextText, stops };
   }
 
-  tokenize(prompt: Prompt, format: PromptFormat = "auto"): number[] {
-    return this.prepare(prompt, format).tokens;
+  /**
+   * The reply being generated, as node-llama-cpp continues it: text already written, after a closed empty
+   * thought segment when asked and the template has thought segments (the wrapper renders it with its own
+   * markers; Qwen 3's template then puts a blank line before the answer).
+   */
+  private replyStart(reply: ReplyStart | undefined): ChatModelResponse["response"] {
+    const closed = reply?.closeThinking === true && this.chatWrapper?.settings.segments?.thought != null;
+    const prefix = reply?.prefix ?? "";
+    if (!closed) return prefix ? [prefix] : [];
+    const thought: ChatModelSegment = { type: "segment", segmentType: "thought", text: "", ended: true };
+    return [thought, `\n\n${prefix}`];
+  }
+
+  tokenize(prompt: Prompt, format: PromptFormat = "auto", reply?: ReplyStart): number[] {
+    return this.prepare(prompt, format, reply).tokens;
   }
 
   /** Tokens and plain-text stop triggers from one rendering (generation needs both). */
-  prepare(prompt: Prompt, format: PromptFormat = "auto"): { tokens: number[]; stops: string[] } {
-    const { text, stops } = this.render(prompt, format);
+  prepare(
+    prompt: Prompt,
+    format: PromptFormat = "auto",
+    reply?: ReplyStart,
+  ): { tokens: number[]; stops: string[] } {
+    const { text, stops } = this.render(prompt, format, reply);
     if (!this.useChat(format)) {
       const body = this.model.tokenize(text.toString(), false);
       const bos = this.model.tokens.bos;

@@ -15,6 +15,7 @@ export type SequenceJob = {
 };
 
 export type SequenceResult = {
+  /** Sampled tokens; when the completion ended at end-of-generation, the last one is that token. */
   tokens: number[];
   logprobs: number[];
   text: string;
@@ -30,6 +31,8 @@ class Completion {
   firstTokenAt: number | null = null;
   done = false;
   private stopCut: number | null = null;
+  /** The last token is the end-of-generation token that ended the completion. */
+  private eogRecorded = false;
   private readonly maxStopLen: number;
 
   constructor(
@@ -45,7 +48,14 @@ class Completion {
     this.firstTokenAt ??= performance.now();
     if (this.job.signal?.aborted) return this.end("aborted");
     if (token == null) return this.end("eog");
-    if (this.model.isEogToken(token) && !this.job.ignoreEog) return this.end("eog");
+    if (this.model.isEogToken(token) && !this.job.ignoreEog) {
+      // The decision to stop is part of the rollout: its token and log-prob are recorded (and trained
+      // on), but it is not text.
+      this.tokens.push(token);
+      this.logprobs.push(Math.log(confidence ?? Number.NaN));
+      this.eogRecorded = true;
+      return this.end("eog");
+    }
     this.tokens.push(token);
     this.logprobs.push(Math.log(confidence ?? Number.NaN));
     this.job.onToken?.();
@@ -68,7 +78,7 @@ class Completion {
   }
 
   result(): SequenceResult {
-    const full = this.model.detokenize(this.tokens);
+    const full = this.model.detokenize(this.eogRecorded ? this.tokens.slice(0, -1) : this.tokens);
     return {
       tokens: this.tokens as number[],
       logprobs: this.logprobs,

@@ -31,6 +31,18 @@ export type ChatTurn = z.infer<typeof ChatTurnSchema>;
 export const PromptSchema = z.union([z.string(), z.array(ChatTurnSchema).min(1)]);
 export type Prompt = z.infer<typeof PromptSchema>;
 
+/**
+ * How the model's reply begins, for prompts whose next token must be a verdict (judges): `closeThinking`
+ * starts the reply after an empty, closed thinking block where the chat template has one (Qwen 3's
+ * no-think form `<think>\n\n</think>\n\n`), so the model answers instead of opening `<think>`; `prefix`
+ * is text the reply already starts with (a raw prompt gets it after a blank line).
+ */
+export const ReplyStartSchema = z.object({
+  prefix: z.string().optional(),
+  closeThinking: z.boolean().optional(),
+});
+export type ReplyStart = z.infer<typeof ReplyStartSchema>;
+
 export const GenerationRequestSchema = z.object({
   prompt: PromptSchema,
   /** Number of rollouts for this prompt (G). */
@@ -53,6 +65,8 @@ export const GenerationRequestSchema = z.object({
    * `auto` uses the model's chat template when it has one, raw text otherwise.
    */
   format: z.enum(["auto", "chat", "raw"]).default("auto"),
+  /** How the reply begins (see `ReplyStart`); omitted: the template's own generation prompt. */
+  reply: ReplyStartSchema.optional(),
 });
 export type GenerationRequest = z.input<typeof GenerationRequestSchema>;
 export type ResolvedGenerationRequest = z.output<typeof GenerationRequestSchema>;
@@ -64,7 +78,12 @@ export const RolloutSchema = z.object({
   requestIndex: z.number().int(),
   rolloutIndex: z.number().int(),
   seed: z.number().int(),
+  /** The completion as text: never includes the end-of-generation token. */
   text: z.string(),
+  /**
+   * Every sampled token. A rollout with `finishReason` "eog" ends with the end-of-generation token that
+   * stopped it (so training rewards or penalises the decision to stop); `text` leaves it out.
+   */
   tokens: z.array(z.number().int()),
   /** Tokens of the rendered prompt, as the model saw them. */
   promptTokens: z.number().int(),
@@ -90,6 +109,8 @@ export const ScoreRequestSchema = z.object({
   /** Re-score under this sampling distribution; omitted means the raw model (temperature 1, no filters). */
   sampling: SamplingSchema.optional(),
   format: z.enum(["auto", "chat", "raw"]).default("auto"),
+  /** How the reply began when the continuation was generated (see `ReplyStart`). */
+  reply: ReplyStartSchema.optional(),
 });
 export type ScoreRequest = z.input<typeof ScoreRequestSchema>;
 
@@ -104,6 +125,8 @@ export type NextTokenRequest = {
   /** Candidate continuations; each is scored by the probability of its first token. */
   candidates: string[];
   format?: "auto" | "chat" | "raw";
+  /** How the reply begins; the candidates are read right after it. */
+  reply?: ReplyStart;
 };
 export type NextTokenResult = {
   /**
@@ -150,9 +173,9 @@ export interface Engine {
     options?: { signal?: AbortSignal },
   ): Promise<NextTokenResult[]>;
   /** Render a prompt as the model will see it (chat template or raw), for auditing and length checks. */
-  renderPrompt(prompt: Prompt, format?: "auto" | "chat" | "raw"): string;
+  renderPrompt(prompt: Prompt, format?: "auto" | "chat" | "raw", reply?: ReplyStart): string;
   /** Token ids of a prompt exactly as `generate` feeds it (BOS and template included); the trainer needs them. */
-  tokenizePrompt(prompt: Prompt, format?: "auto" | "chat" | "raw"): number[];
+  tokenizePrompt(prompt: Prompt, format?: "auto" | "chat" | "raw", reply?: ReplyStart): number[];
   countTokens(text: string): number;
   dispose(): Promise<void>;
 }

@@ -1,4 +1,5 @@
 import { ComputeEngine } from "@cortex-js/compute-engine";
+import { inequalityAsInterval } from "./inequality.js";
 import { normalizeAnswer } from "./normalize.js";
 import { type AnswerShape, answerShape } from "./structure.js";
 
@@ -21,11 +22,16 @@ function ce(): ComputeEngine {
  * runs this with a timeout.
  */
 export function mathEquivalent(a: string, b: string): boolean {
-  const na = normalizeAnswer(a);
-  const nb = normalizeAnswer(b);
+  const na = asInterval(normalizeAnswer(a));
+  const nb = asInterval(normalizeAnswer(b));
   if (na === nb) return true;
   if (na === "" || nb === "") return false;
   return shapesEquivalent(answerShape(na), answerShape(nb));
+}
+
+/** An inequality in one variable compares as its interval (`3<x\\le4` as `(3,4]`). */
+function asInterval(normalized: string): string {
+  return inequalityAsInterval(normalized) ?? normalized;
 }
 
 function shapesEquivalent(x: AnswerShape, y: AnswerShape): boolean {

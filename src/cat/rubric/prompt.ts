@@ -73,12 +73,28 @@ export const JUDGE_ALL_CANDIDATES: readonly string[] = [...JUDGE_ALTERNATES.yes,
  * P(yes) renormalised over yes+no from probabilities given in the order of `candidates` (default
  * `JUDGE_ALL_CANDIDATES`). Spellings that tokenize to the same first token would be counted twice, so
  * duplicate probabilities for an identical token id must be removed by the caller; here equal candidate
- * strings are summed once. Returns 0.5 when both are zero (no information).
+ * strings are summed once. Returns null when both are zero: no information, so the pair is unjudged
+ * (it once returned 0.5, which the default threshold counted as met).
  */
 export function pYesFrom(
   probs: readonly number[],
   candidates: readonly string[] = JUDGE_ALL_CANDIDATES,
-): number {
+): number | null {
+  return pYesBySide(probs, candidates, (c) => {
+    const word = c.trim().toLowerCase();
+    return word === "yes" ? "yes" : word === "no" ? "no" : null;
+  });
+}
+
+/**
+ * P(yes) over yes + no, each candidate's probability counted on its side (`side` of the candidate and
+ * its index; null: neither); a candidate string repeated in the list counts once. Null without mass.
+ */
+export function pYesBySide(
+  probs: readonly number[],
+  candidates: readonly string[],
+  side: (candidate: string, index: number) => "yes" | "no" | null,
+): number | null {
   if (probs.length !== candidates.length) {
     throw new Error(`pYesFrom: ${probs.length} probabilities for ${candidates.length} candidates`);
   }
@@ -88,9 +104,9 @@ export function pYesFrom(
   candidates.forEach((c, i) => {
     if (seen.has(c)) return;
     seen.add(c);
-    const word = c.trim().toLowerCase();
-    if (word === "yes") yes += probs[i];
-    else if (word === "no") no += probs[i];
+    const v = side(c, i);
+    if (v === "yes") yes += probs[i];
+    else if (v === "no") no += probs[i];
   });
-  return yes + no > 0 ? yes / (yes + no) : 0.5;
+  return yes + no > 0 ? yes / (yes + no) : null;
 }

@@ -12,7 +12,15 @@ import { hostInfo, modelRecords, versions } from "../../run/provenance.js";
 import { appendLineDurable } from "../../util/atomic-write.js";
 import { UserError } from "../../util/errors.js";
 import { formatSeconds, ProgressLine } from "../../util/progress.js";
-import { addCatOptions, catSettings, openCatEngines, parseCatArgs, parseEstimators } from "../cat-options.js";
+import {
+  addCatOptions,
+  catSettings,
+  openCatEngines,
+  paperMaxTokens,
+  parseCatArgs,
+  parseEstimators,
+  TASK_MAX_TOKENS_HELP,
+} from "../cat-options.js";
 import { abortOnSigint } from "../open-engine.js";
 import { addRuntimeOptions, addSamplingOptions, parseOrExplain, parseRuntimeOptions } from "../options.js";
 
@@ -43,12 +51,12 @@ export function register(program: Command): void {
     .option("--batch-prompts <n>", "prompts processed together (a kill loses at most these)", "1")
     .option("--limit <n>", "only the first n rows");
   addCatOptions(cmd);
-  addRuntimeOptions(cmd);
+  addRuntimeOptions(cmd, { description: TASK_MAX_TOKENS_HELP });
   addSamplingOptions(cmd);
   cmd.action(async (raw: Record<string, unknown>) => {
     const args = parseOrExplain(InferArgsSchema, raw);
     const cat = parseCatArgs(raw);
-    const rt = parseRuntimeOptions(raw);
+    const rt = parseRuntimeOptions(raw, paperMaxTokens(cat.task));
     const verbose = program.opts().verbose === true;
 
     const { rows: allRows, errors } = await readPromptRows(args.data, { field: cat.field });
@@ -115,6 +123,7 @@ export function register(program: Command): void {
       const t0 = performance.now();
       let finished = 0;
       let tokens = 0;
+      let noReference = 0;
       for (let i = 0; i < todo.length && !sig.interrupted(); i += args.batchPrompts) {
         const batch = todo.slice(i, i + args.batchPrompts);
         let results: PromptResult[];
@@ -147,6 +156,7 @@ export function register(program: Command): void {
         for (const r of results) {
           await appendResult(run.results, r);
           tokens += r.rollouts.reduce((s, ro) => s + ro.tokens.length, 0);
+          if (!r.reference.ok) noReference++;
         }
         finished += batch.length;
         progress.update({ done: finished, total: todo.length, elapsedMs: performance.now() - t0 });
@@ -155,7 +165,8 @@ export function register(program: Command): void {
       const secs = (performance.now() - t0) / 1000;
       process.stderr.write(
         `${finished} prompts x G=${args.g} in ${formatSeconds(secs * 1000)} (${((finished * args.g) / Math.max(secs, 1e-9)).toFixed(2)} rollouts/s); ` +
-          `results in ${run.results}${errors.length ? `; ${errors.length} bad rows in ${run.badRows}` : ""}\n`,
+          `results in ${run.results}${errors.length ? `; ${errors.length} bad rows in ${run.badRows}` : ""}` +
+          `${noReference ? `; ${noReference} prompts without a reference (see reference.error)` : ""}\n`,
       );
       if (sig.interrupted()) {
         process.stderr.write(

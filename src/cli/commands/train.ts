@@ -23,7 +23,14 @@ import { openTrainer, trainerAvailability } from "../../rl/trainer/index.js";
 import { hostInfo, modelRecords, versions } from "../../run/provenance.js";
 import { writeFileAtomic } from "../../util/atomic-write.js";
 import { UserError } from "../../util/errors.js";
-import { addCatOptions, catSettings, openCatEngines, parseCatArgs } from "../cat-options.js";
+import {
+  addCatOptions,
+  catSettings,
+  openCatEngines,
+  paperMaxTokens,
+  parseCatArgs,
+  TASK_MAX_TOKENS_HELP,
+} from "../cat-options.js";
 import { abortOnSigint } from "../open-engine.js";
 import { addRuntimeOptions, addSamplingOptions, parseOrExplain, parseRuntimeOptions } from "../options.js";
 
@@ -66,7 +73,7 @@ export function register(program: Command): void {
     .option("--eval-limit <n>", "evaluation prompts used", TRAIN_DEFAULTS.evalLimit)
     .option("--keep-adapters <n>", "adapter files kept in DIR/adapters", TRAIN_DEFAULTS.keepAdapters);
   addCatOptions(cmd);
-  addRuntimeOptions(cmd);
+  addRuntimeOptions(cmd, { description: TASK_MAX_TOKENS_HELP });
   addSamplingOptions(cmd);
   cmd.action(async (cliRaw: Record<string, unknown>) => {
     const verbose = program.opts().verbose === true;
@@ -91,7 +98,7 @@ export function register(program: Command): void {
     delete raw.resume;
     const args = parseOrExplain(TrainArgsSchema, raw);
     const cat = parseCatArgs(raw);
-    const rt = parseRuntimeOptions(raw);
+    const rt = parseRuntimeOptions(raw, paperMaxTokens(cat.task));
     const targets = parseTargets(args.loraTargets);
     const avail = trainerAvailability();
     if (!avail.ok) throw new UserError(`training needs the native trainer: ${avail.reason}`);
