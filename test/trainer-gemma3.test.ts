@@ -1,9 +1,18 @@
+import { execFile } from "node:child_process";
+import { readFileSync, writeFileSync } from "node:fs";
+import path from "node:path";
+import { promisify } from "node:util";
 import { describe, expect, it } from "vitest";
+import { writeRandomModel } from "../src/modelgen/index.js";
 import { openTrainer, type StepOptions } from "../src/rl/trainer/index.js";
+import { CLI, readJsonlFile } from "./helpers/shared.js";
 import {
   GEMMA3_TEST_WINDOW,
   generatedModel,
   hasStories,
+  llama,
+  llamaLogprobs,
+  maxAbsDiff,
   noise,
   noStoriesReason,
   tmpDir,
@@ -116,5 +125,56 @@ describe.skipIf(!hasStories)(
         whole.dispose();
       }
     });
+
+    it("catrl train runs CaT-RL steps on the gemma3-tiny preset, and node-llama-cpp loads the adapter it writes", async () => {
+      const dir = tmpDir("train-gemma3");
+      const model = await writeRandomModel({
+        preset: "gemma3-tiny",
+        type: "q8_0",
+        seed: 21,
+        out: path.join(dir, "gemma3-tiny.gguf"),
+      });
+      const data = path.join(dir, "prompts.jsonl");
+      const prompts = [
+        "Once upon a time, there was a little girl named Lily.",
+        "Tom and his dog went to the park.",
+      ];
+      writeFileSync(data, prompts.map((p, i) => JSON.stringify({ id: `q${i}`, prompt: p })).join("\n"));
+      // A random-weight model's first words almost never match the anchor's, so every group would have zero
+      // reward variance and no step would train: this task's "answer" is the parity of the completion's
+      // length, which matches about half the time.
+      const task = path.join(dir, "parity-task.mjs");
+      writeFileSync(
+        task,
+        "export const extract = (t) => String(t.length % 2);\nexport const match = (a, b) => a === b;\n",
+      );
+      const out = path.join(dir, "run");
+      // rollouts of 24 tokens after a ~15-token prompt: past the preset's 16-token window
+      await promisify(execFile)(
+        "node",
+        [CLI, "train", "--model", model.path, "--data", data, "--task", task]
+          .concat(["--out", out, "--steps", "3", "--max-tokens", "24", "--g", "4", "--prompts-per-step", "2"])
+          .concat(["--lora-rank", "4", "--lr", "1e-2", "--seed", "3", "--eval-every", "0"]),
+        { env: { ...process.env, CATRL_THREADS: "1" } },
+      );
+      const steps = readJsonlFile(path.join(out, "steps.jsonl"));
+      expect(steps.map((s) => s.step)).toEqual([1, 2, 3]);
+      const trained = steps.filter((s) => !s.skipped);
+      expect(trained.length).toBeGreaterThan(0);
+      for (const s of trained) expect(Number.isFinite(s.loss)).toBe(true);
+      const state = JSON.parse(readFileSync(path.join(out, "state.json"), "utf8"));
+      const adapter = path.join(out, state.adapter);
+      // the adapter loads in llama.cpp and moves its log-probs (LoRA B starts at zero, so only training does)
+      const m = await (await llama()).loadModel({ modelPath: model.path });
+      try {
+        const ids = [m.tokens.bos as number, ...(m.tokenize(prompts[0]) as number[])];
+        const seqs = [{ prompt: ids.slice(0, 3), completion: ids.slice(3) }];
+        const base = await llamaLogprobs(m, seqs);
+        const tuned = await llamaLogprobs(m, seqs, adapter);
+        expect(maxAbsDiff(base, tuned)).toBeGreaterThan(1e-4);
+      } finally {
+        await m.dispose();
+      }
+    }, 240_000);
   },
 );

@@ -130,7 +130,8 @@ export const MODEL_PRESETS: Record<string, ModelPreset> = {
       sliding_window: 16,
       sliding_window_pattern: 6,
       rms_eps: 1e-6,
-      context_length: 512,
+      // room for CaT's synthesis prompt (G rollouts plus instructions, in stories260K's short tokens)
+      context_length: 2048,
       tied_embeddings: true,
     },
     // stories260K's 512 tokens keep the output head small enough for the trainer's tests
