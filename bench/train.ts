@@ -232,13 +232,9 @@ export async function runTrainBench(
         repeats: o.repeats,
         gradMode,
       };
-      const r = await runJsonChild(
-        process.execPath,
-        [fileURLToPath(import.meta.url), CASE_FLAG, JSON.stringify(input)],
-        {
-          log,
-        },
-      );
+      const r = await runJsonChild(process.execPath, [caseScript(), CASE_FLAG, JSON.stringify(input)], {
+        log,
+      });
       const out = r.ok ? CaseOutputSchema.safeParse(r.value) : undefined;
       if (out?.success) {
         arch = out.data.arch;
@@ -420,6 +416,12 @@ export const TRAIN_STEP_OPTIONS = (microBatch: number): StepOptions => ({
 });
 
 const CASE_FLAG = "--catrl-train-bench-case";
+
+/** This module's compiled file, which runs one case: under vitest this module is TypeScript. */
+function caseScript(): string {
+  const self = fileURLToPath(import.meta.url);
+  return self.endsWith(".ts") ? path.join(packageRoot(), "dist", "bench", "train.js") : self;
+}
 
 /** Token ids spread over the vocabulary (peft_step.py feeds the same); content does not matter for speed. */
 export function benchSequences(c: BatchCase, nVocab: number): TokenSeq[] {
