@@ -77,6 +77,8 @@ export const TrainBenchOptionsSchema = z.object({
   /** Sequences per micro-batch of the native trainer (the anchor takes each case in one batch). */
   microBatch: z.number().int().positive().default(2),
   repeats: z.number().int().positive().default(3),
+  /** Untimed steps before the timed ones (graph allocation happens on first use). */
+  warmup: z.number().int().nonnegative().default(1),
   gradModes: z
     .array(z.enum(["transpose", "outprod"]))
     .min(1)
@@ -141,11 +143,14 @@ export type TrainBenchResult = {
   lora: { rank: number; alpha: number; targets: string[] };
   microBatch: number;
   repeats: number;
+  warmup: number;
   stepOptions: StepOptions;
   cases: TrainBenchCase[];
   comparisons: TrainBenchComparison[];
   /** stepTokPerS(transpose) / stepTokPerS(outprod) on the first case, when both ran. */
   transposeSpeedup: number | null;
+  /** False while cases are still running (the file is rewritten after each case). */
+  complete: boolean;
   notes: string[];
   outFile: string;
 };
@@ -216,6 +221,48 @@ export async function runTrainBench(
   const cases: TrainBenchCase[] = [];
   let arch = "";
   let weightType = "";
+  const nat = nativeAvailability();
+  const outFile = path.resolve(root, o.out ?? path.join("bench", "results", `train-${os.hostname()}.json`));
+  const model = await modelInfo(modelPath);
+  const first = caseLabel(o.cases[0]);
+  const stepOf = (g: string) => {
+    const c = cases.find((x) => x.label === first && x.variant === "catrl" && x.gradMode === g && x.ok);
+    return c?.ok ? c.stepTokPerS : undefined;
+  };
+  // Rewritten after every case, so that an interrupted run keeps what it measured.
+  const save = async (complete: boolean): Promise<TrainBenchResult> => {
+    const tr = stepOf("transpose");
+    const op = stepOf("outprod");
+    const result: TrainBenchResult = {
+      benchmark: "train",
+      date: new Date().toISOString(),
+      loadavgStart,
+      machine: machineInfo(),
+      versions: {
+        ...versions(),
+        ggml: nat.ok ? `${nat.ggmlVersion} (${nat.ggmlCommit})` : "unavailable",
+        ...(anchorVersions ? { anchor: anchorVersions } : {}),
+      },
+      model: { ...model, preset, seed: preset ? MODEL_SEED : null, arch, weightType },
+      backend: o.backend,
+      threads: o.threads,
+      lora,
+      microBatch: o.microBatch,
+      repeats: o.repeats,
+      warmup: o.warmup,
+      stepOptions,
+      cases,
+      comparisons: compareToAnchor(cases),
+      transposeSpeedup: tr && op ? tr / op : null,
+      complete,
+      notes,
+      outFile,
+    };
+    await mkdir(path.dirname(outFile), { recursive: true });
+    await writeFile(`${outFile}.tmp`, `${JSON.stringify(result, null, 2)}\n`);
+    await rename(`${outFile}.tmp`, outFile);
+    return result;
+  };
   // Interleaved: every batch shape runs ours then the anchor before the next shape, so that a change
   // in the machine's load hits both sides of a comparison alike.
   for (const bc of o.cases) {
@@ -230,6 +277,7 @@ export async function runTrainBench(
         ...bc,
         microBatch: o.microBatch,
         repeats: o.repeats,
+        warmup: o.warmup,
         gradMode,
       };
       const r = await runJsonChild(process.execPath, [caseScript(), CASE_FLAG, JSON.stringify(input)], {
@@ -247,6 +295,7 @@ export async function runTrainBench(
         log(`case ${label}, catrl ${gradMode} failed: ${error}`);
         cases.push({ ...bc, label, variant: "catrl", gradMode, ok: false, error });
       }
+      await save(false);
     }
     if (python && shape) {
       log(`case ${label}, peft...`);
@@ -261,6 +310,7 @@ export async function runTrainBench(
           alpha: lora.alpha,
           targets: lora.targets,
           repeats: o.repeats,
+          warmup: o.warmup,
           step: stepOptions,
         },
         log,
@@ -273,51 +323,10 @@ export async function runTrainBench(
         log(`case ${label}, peft failed: ${r.error}`);
         cases.push({ ...bc, label, variant: "peft", ok: false, error: r.error });
       }
+      await save(false);
     }
   }
-  const comparisons = compareToAnchor(cases);
-  const first = caseLabel(o.cases[0]);
-  const stepOf = (g: string) => {
-    const c = cases.find((x) => x.label === first && x.variant === "catrl" && x.gradMode === g && x.ok);
-    return c?.ok ? c.stepTokPerS : undefined;
-  };
-  const tr = stepOf("transpose");
-  const op = stepOf("outprod");
-  const nat = nativeAvailability();
-  const outFile = path.resolve(root, o.out ?? path.join("bench", "results", `train-${os.hostname()}.json`));
-  const result: TrainBenchResult = {
-    benchmark: "train",
-    date: new Date().toISOString(),
-    loadavgStart,
-    machine: machineInfo(),
-    versions: {
-      ...versions(),
-      ggml: nat.ok ? `${nat.ggmlVersion} (${nat.ggmlCommit})` : "unavailable",
-      ...(anchorVersions ? { anchor: anchorVersions } : {}),
-    },
-    model: {
-      ...(await modelInfo(modelPath)),
-      preset,
-      seed: preset ? MODEL_SEED : null,
-      arch,
-      weightType,
-    },
-    backend: o.backend,
-    threads: o.threads,
-    lora,
-    microBatch: o.microBatch,
-    repeats: o.repeats,
-    stepOptions,
-    cases,
-    comparisons,
-    transposeSpeedup: tr && op ? tr / op : null,
-    notes,
-    outFile,
-  };
-  await mkdir(path.dirname(outFile), { recursive: true });
-  await writeFile(`${outFile}.tmp`, `${JSON.stringify(result, null, 2)}\n`);
-  await rename(`${outFile}.tmp`, outFile);
-  return result;
+  return save(true);
 }
 
 /** Per batch shape where both ran: ours (the first grad mode that succeeded) over the anchor. */
@@ -385,6 +394,7 @@ const CaseInputSchema = BatchCaseSchema.extend({
   rank: z.number().int().positive(),
   microBatch: z.number().int().positive(),
   repeats: z.number().int().positive(),
+  warmup: z.number().int().nonnegative(),
   gradMode: z.enum(["transpose", "outprod"]),
 });
 type CaseInput = z.infer<typeof CaseInputSchema>;
@@ -453,7 +463,7 @@ async function runTrainCase(input: CaseInput, log: (line: string) => void): Prom
     const seqs = benchSequences(input, t.info.nVocab);
     const tokensPerPass = seqs.reduce((a, s) => a + s.prompt.length + s.completion.length - 1, 0);
     // old/ref log-probs from a forward pass each, as a GRPO step computes them; the timed step then
-    // measures the update alone (forward + backward + AdamW). One untimed step first: graph
+    // measures the update alone (forward + backward + AdamW). Untimed warm-up steps first: graph
     // allocation happens on first use.
     const old = await t.logprobs(seqs, { lora: true, microBatch: input.microBatch });
     const ref = await t.logprobs(seqs, { lora: false, microBatch: input.microBatch });
@@ -463,7 +473,7 @@ async function runTrainCase(input: CaseInput, log: (line: string) => void): Prom
       oldLogprobs: old[i],
       refLogprobs: ref[i],
     }));
-    await t.step(stepSeqs, stepOptions);
+    for (let w = 0; w < input.warmup; w++) await t.step(stepSeqs, stepOptions);
     const forwardMs: number[] = [];
     const stepMs: number[] = [];
     for (let r = 0; r < input.repeats; r++) {

@@ -82,6 +82,7 @@ export type PeftCaseInput = {
   alpha: number;
   targets: readonly string[];
   repeats: number;
+  warmup: number;
   step: { lr: number; beta: number; clipEps: number; maxGradNorm: number; weightDecay: number };
 };
 
@@ -111,6 +112,8 @@ export async function runPeftCase(
     i.targets.join(","),
     "--repeats",
     String(i.repeats),
+    "--warmup",
+    String(i.warmup),
     "--lr",
     String(i.step.lr),
     "--beta",

@@ -110,6 +110,7 @@ def main():
     p.add_argument("--alpha", type=float, default=32)
     p.add_argument("--targets", default="q,k,v,o,gate,up,down")
     p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--warmup", type=int, default=1, help="untimed steps first")
     p.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     p.add_argument("--dtype", choices=["auto", "float32", "bfloat16"], default="auto")
     p.add_argument("--lr", type=float, default=1e-4)
@@ -193,7 +194,8 @@ def main():
         opt.step()
         return loss.item()
 
-    step()  # warm-up: first-use allocation and kernel selection
+    for _ in range(a.warmup):  # first-use allocation and kernel selection
+        step()
     forward_ms, step_ms = [], []
     for r in range(a.repeats):
         sync()

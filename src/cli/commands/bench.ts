@@ -109,6 +109,7 @@ const TrainCliSchema = z.object({
   completionTokens: z.coerce.number().int().positive(),
   microBatch: z.coerce.number().int().positive(),
   repeats: z.coerce.number().int().positive(),
+  warmup: z.coerce.number().int().nonnegative(),
   gradModes: z
     .string()
     .transform((s) => s.split(",").map((x) => x.trim()))
@@ -137,7 +138,8 @@ function registerTrain(group: Command): void {
     .option("--prompt-tokens <n>", "prompt tokens per sequence (without --cases)", "32")
     .option("--completion-tokens <n>", "completion tokens per sequence (without --cases)", "32")
     .option("--micro-batch <n>", "sequences per micro-batch", "2")
-    .option("--repeats <n>", "timed repeats after one warm-up step (medians reported)", "3")
+    .option("--repeats <n>", "timed repeats after the warm-up (medians reported)", "3")
+    .option("--warmup <n>", "untimed steps before the timed ones", "1")
     .option("--grad-modes <list>", "gradient through frozen weights: transpose,outprod", "transpose,outprod")
     .option("--anchor <name>", "also run PyTorch+PEFT on each case (peft; needs torch, transformers, peft)")
     .option("--python <path>", "Python for the anchor (default $CATRL_PYTHON, else python3)")
