@@ -48,7 +48,10 @@ export function runJsonChild(
           return resolve({ ok: false, error: "exited 0 without a JSON result on its last stdout line" });
         }
       }
-      const how = signal ? `killed by ${signal}` : `exited with ${code}`;
+      // SIGKILL that the child did not ask for is almost always the kernel's OOM killer
+      const how = signal
+        ? `killed by ${signal}${signal === "SIGKILL" ? " (out of memory?)" : ""}`
+        : `exited with ${code}`;
       resolve({ ok: false, error: `${how}: ${explain(tail)}` });
     });
   });

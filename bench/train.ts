@@ -365,7 +365,7 @@ export function formatTrainTable(r: TrainBenchResult): string {
           : c.gradMode === "transpose"
             ? "mul_mat(W^T, g)"
             : "out_prod(W, g^T)";
-      if (!c.ok) return [c.label, variant, "failed:", c.error.slice(0, 60), "", "", "", ""];
+      if (!c.ok) return [c.label, variant, "failed", "-", "-", "-", "-", "-"];
       return [
         c.label,
         variant,
@@ -384,7 +384,8 @@ export function formatTrainTable(r: TrainBenchResult): string {
     (c) =>
       `${c.label}: catrl/PEFT step tok/s ${c.stepTokPerS.ratio.toFixed(2)}x, peak RSS ${c.peakRssBytes.ratio.toFixed(2)}x`,
   );
-  return [table, ...cmp].join("\n");
+  const failed = r.cases.flatMap((c) => (c.ok ? [] : [`${c.label} ${c.variant}: ${c.error}`]));
+  return [table, ...cmp, ...failed].join("\n");
 }
 
 const CaseInputSchema = BatchCaseSchema.extend({
