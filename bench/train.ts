@@ -10,6 +10,7 @@ import {
   LORA_TARGETS,
   openTrainer,
   type StepOptions,
+  type StepPlan,
   type TokenSeq,
   trainerAvailability,
 } from "../src/rl/trainer/index.js";
@@ -74,8 +75,13 @@ export const TrainBenchOptionsSchema = z.object({
     .array(BatchCaseSchema)
     .min(1)
     .default([{ seqs: 2, promptTokens: 32, completionTokens: 32 }]),
-  /** Sequences per micro-batch of the native trainer (the anchor takes each case in one batch). */
-  microBatch: z.number().int().positive().default(2),
+  /**
+   * Sequences per micro-batch of the native trainer: "auto" lets its memory plan choose, a number is an
+   * upper bound (the anchor takes each case in one batch).
+   */
+  microBatch: z.union([z.number().int().positive(), z.literal("auto")]).default("auto"),
+  /** The trainer's memory budget in GiB (default: what is free when it opens). */
+  trainMemoryGiB: z.number().positive().optional(),
   repeats: z.number().int().positive().default(3),
   /** Untimed steps before the timed ones (graph allocation happens on first use). */
   warmup: z.number().int().nonnegative().default(1),
@@ -104,6 +110,11 @@ export type CatrlCaseMetrics = {
   memory: { weights: number; transposed: number; lora: number; compute: number };
   /** This case's own process peak (each case runs in its own child process). */
   peakRssBytes: number;
+  /** The trainer's memory plan for the timed step: its predicted peak RSS (compare with peakRssBytes). */
+  predictedPeakRssBytes: number;
+  plan: { microBatches: number; trainerBytes: number; budget: number; headChunk: number };
+  /** Share of the step's time spent building and allocating graphs (one per layer and head chunk). */
+  graphShare: number;
 };
 
 export type TrainBenchCase = BatchCase & { label: string } & (
@@ -141,7 +152,8 @@ export type TrainBenchResult = {
   backend: "cpu" | "cuda";
   threads: number;
   lora: { rank: number; alpha: number; targets: string[] };
-  microBatch: number;
+  microBatch: number | "auto";
+  trainMemoryGiB: number | null;
   repeats: number;
   warmup: number;
   stepOptions: StepOptions;
@@ -248,6 +260,7 @@ export async function runTrainBench(
       threads: o.threads,
       lora,
       microBatch: o.microBatch,
+      trainMemoryGiB: o.trainMemoryGiB ?? null,
       repeats: o.repeats,
       warmup: o.warmup,
       stepOptions,
@@ -276,6 +289,7 @@ export async function runTrainBench(
         rank: o.rank,
         ...bc,
         microBatch: o.microBatch,
+        trainMemoryGiB: o.trainMemoryGiB,
         repeats: o.repeats,
         warmup: o.warmup,
         gradMode,
@@ -357,7 +371,7 @@ export function compareToAnchor(cases: TrainBenchCase[]): TrainBenchComparison[]
 export function formatTrainTable(r: TrainBenchResult): string {
   const mib = (b: number) => `${(b / 2 ** 20).toFixed(0)} MiB`;
   const rows = [
-    ["case", "variant", "load s", "forward tok/s", "step tok/s", "W^T", "compute", "peak RSS"],
+    ["case", "variant", "load s", "forward tok/s", "step tok/s", "W^T", "compute", "peak RSS", "plan"],
     ...r.cases.map((c) => {
       const variant =
         c.variant === "peft"
@@ -365,7 +379,7 @@ export function formatTrainTable(r: TrainBenchResult): string {
           : c.gradMode === "transpose"
             ? "mul_mat(W^T, g)"
             : "out_prod(W, g^T)";
-      if (!c.ok) return [c.label, variant, "failed", "-", "-", "-", "-", "-"];
+      if (!c.ok) return [c.label, variant, "failed", "-", "-", "-", "-", "-", "-"];
       return [
         c.label,
         variant,
@@ -375,6 +389,7 @@ export function formatTrainTable(r: TrainBenchResult): string {
         c.variant === "catrl" ? mib(c.memory.transposed) : "-",
         c.variant === "catrl" ? mib(c.memory.compute) : "-",
         mib(c.peakRssBytes),
+        c.variant === "catrl" ? mib(c.predictedPeakRssBytes) : "-",
       ];
     }),
   ];
@@ -393,7 +408,8 @@ const CaseInputSchema = BatchCaseSchema.extend({
   backend: z.enum(["cpu", "cuda"]),
   threads: z.number().int().positive(),
   rank: z.number().int().positive(),
-  microBatch: z.number().int().positive(),
+  microBatch: z.union([z.number().int().positive(), z.literal("auto")]),
+  trainMemoryGiB: z.number().positive().optional(),
   repeats: z.number().int().positive(),
   warmup: z.number().int().nonnegative(),
   gradMode: z.enum(["transpose", "outprod"]),
@@ -413,11 +429,19 @@ const CaseOutputSchema = z.object({
     stepTokPerS: z.number(),
     memory: z.object({ weights: z.number(), transposed: z.number(), lora: z.number(), compute: z.number() }),
     peakRssBytes: z.number(),
+    predictedPeakRssBytes: z.number(),
+    plan: z.object({
+      microBatches: z.number().int(),
+      trainerBytes: z.number(),
+      budget: z.number(),
+      headChunk: z.number().int(),
+    }),
+    graphShare: z.number(),
   }),
 });
 type CaseOutput = z.infer<typeof CaseOutputSchema>;
 
-export const TRAIN_STEP_OPTIONS = (microBatch: number): StepOptions => ({
+export const TRAIN_STEP_OPTIONS = (microBatch: number | "auto"): StepOptions => ({
   lr: 1e-4,
   beta: 0.01,
   clipEps: 0.2,
@@ -457,9 +481,11 @@ async function runTrainCase(input: CaseInput, log: (line: string) => void): Prom
     seed: 1,
     gradMode,
     maxSeqLen: Math.max(4096, input.promptTokens + input.completionTokens),
+    ...(input.trainMemoryGiB ? { trainMemory: input.trainMemoryGiB * 2 ** 30 } : {}),
     lora: { rank: input.rank, alpha: 2 * input.rank, targets: [...LORA_TARGETS] },
   });
   const loadMs = performance.now() - t0;
+  notes.push(...t.notes.map((n) => `${gradMode}: ${n}`));
   try {
     const seqs = benchSequences(input, t.info.nVocab);
     const tokensPerPass = seqs.reduce((a, s) => a + s.prompt.length + s.completion.length - 1, 0);
@@ -477,6 +503,7 @@ async function runTrainCase(input: CaseInput, log: (line: string) => void): Prom
     for (let w = 0; w < input.warmup; w++) await t.step(stepSeqs, stepOptions);
     const forwardMs: number[] = [];
     const stepMs: number[] = [];
+    let graphMs = 0;
     for (let r = 0; r < input.repeats; r++) {
       let s0 = performance.now();
       await t.logprobs(seqs, { lora: true, microBatch: input.microBatch });
@@ -484,6 +511,8 @@ async function runTrainCase(input: CaseInput, log: (line: string) => void): Prom
       s0 = performance.now();
       const res = await t.step(stepSeqs, stepOptions);
       stepMs.push(performance.now() - s0);
+      graphMs += res.graphMs;
+      for (const q of res.skippedSequences) notes.push(`${gradMode}: step ${r}: ${q.message}`);
       if (res.skipped) notes.push(`${gradMode}: step ${r} skipped: ${res.reason}`);
       log(
         `${gradMode}: forward ${(forwardMs.at(-1)! / 1000).toFixed(2)} s, step ${(stepMs.at(-1)! / 1000).toFixed(2)} s (${tokensPerPass} tokens)`,
@@ -503,11 +532,25 @@ async function runTrainCase(input: CaseInput, log: (line: string) => void): Prom
         stepTokPerS: tokensPerPass / (median(stepMs) / 1000),
         memory: t.memory(),
         peakRssBytes: process.resourceUsage().maxRSS * 1024,
+        ...planFigures(t.memoryPlan(stepSeqs, { microBatch: input.microBatch, withKl: true })),
+        graphShare: graphMs / stepMs.reduce((a, b) => a + b, 0),
       },
     };
   } finally {
     t.dispose();
   }
+}
+
+function planFigures(p: StepPlan) {
+  return {
+    predictedPeakRssBytes: p.predictedPeakRss,
+    plan: {
+      microBatches: p.microBatches.length,
+      trainerBytes: p.trainerBytes,
+      budget: p.budget,
+      headChunk: p.headChunk,
+    },
+  };
 }
 
 if (process.argv[2] === CASE_FLAG) {

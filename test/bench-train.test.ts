@@ -187,7 +187,7 @@ describe.skipIf(!hasStories)(
       expect(r.comparisons).toEqual([]);
       expect(r.model.preset).toBeNull();
       expect(r.outFile).toBe(out);
-    expect(r.complete).toBe(true);
+      expect(r.complete).toBe(true);
     }, 120_000);
   },
 );

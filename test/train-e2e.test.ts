@@ -113,6 +113,12 @@ describe.skipIf(!hasStories)("catrl train on stories260K (real llama.cpp + nativ
     expect(manifest.kind).toBe("catrl-train");
     expect(manifest.config.resolved.lora.rank).toBe(8);
     expect(manifest.config.resolved.step.lr).toBe(3e-3);
+    // the trainer's log-probs use the temperature the rollouts were sampled at (recorded)
+    expect(manifest.config.resolved.step.temperature).toBeGreaterThan(0);
+    expect(manifest.config.resolved.step.temperature).toBe(manifest.config.resolved.sampling.temperature);
+    expect(manifest.config.resolved.trainer.memoryBudgetBytes).toBeGreaterThan(0);
+    // every trained step counts the sequences the memory plan left out (none here)
+    expect(steps.filter((s) => s.loss != null).every((s) => s.sequences_skipped === 0)).toBe(true);
     expect(manifest.models[0].sha256).toMatch(/^[0-9a-f]{64}$/);
 
     const rep = await run("node", [CLI, "report", out], { env });

@@ -1,31 +1,51 @@
 import { describe, expect, it } from "vitest";
+import { trainingTemperature } from "../src/rl/train-config.js";
 import { openTrainer } from "../src/rl/trainer/index.js";
+import { groupMicroBatches } from "../src/rl/trainer/memory-plan.js";
 import { lossInputs, packBatch, stepStats } from "../src/rl/trainer/pack.js";
 import { kaimingUniformA, TrainerRng } from "../src/rl/trainer/rng.js";
 import { hasStories, noStoriesReason, STORIES } from "./trainer-helpers.js";
 
+describe("training temperature and micro-batch grouping", () => {
+  it("trains at the rollouts' sampling temperature; greedy rollouts fall back to the raw model", () => {
+    expect(trainingTemperature(0.7)).toBe(0.7);
+    expect(trainingTemperature(1)).toBe(1);
+    expect(trainingTemperature(0)).toBe(1);
+  });
+
+  it("groups longest first within the room, splits what does not fit, leaves out what cannot fit alone", () => {
+    // size grows with padded rows x sequences: 1 byte per row, no compute
+    const size = (rowsPerSeq: number, nSeq: number) => ({ activations: rowsPerSeq * nSeq, compute: 0 });
+    const seqs = [10, 40, 30, 200, 5].map((rows) => ({ rows, targets: 1 }));
+    const g = groupMicroBatches(seqs, { cap: "auto", room: 100, size });
+    expect(g.skipped.map((k) => k.index)).toEqual([3]);
+    expect(g.skipped[0].needs).toBe(200);
+    // 40 + 30 padded to 40: 80 fits; adding 10 would be 120
+    expect(g.batches.map((b) => b.seqs)).toEqual([
+      [1, 2],
+      [0, 4],
+    ]);
+    expect(g.batches.map((b) => b.rows)).toEqual([80, 20]);
+    // a number caps the sequences per micro-batch
+    const one = groupMicroBatches(seqs, { cap: 1, room: 1000, size });
+    expect(one.batches.map((b) => b.seqs)).toEqual([[3], [1], [2], [0], [4]]);
+  });
+});
+
 describe("packing and loss inputs", () => {
   it("lays sequences out padded to the longest, targeting only completion tokens", () => {
-    const b = packBatch(
-      [
-        { prompt: [1, 5, 6], completion: [7, 8] },
-        { prompt: [1], completion: [9, 10, 11] },
-      ],
-      100,
-    );
+    const b = packBatch([
+      { prompt: [1, 5, 6], completion: [7, 8] },
+      { prompt: [1], completion: [9, 10, 11] },
+    ]);
     // fed: prompt + completion minus its last token, padded (with the first token) to Tm = 4
     expect(b.nSeq).toBe(2);
     expect(Array.from(b.tokens)).toEqual([1, 5, 6, 7, 1, 9, 10, 1]);
     expect(Array.from(b.pos)).toEqual([0, 1, 2, 3, 0, 1, 2, 3]);
     // row s*Tm + P-1+j predicts completion[j]
     expect(Array.from(b.outRows)).toEqual([2, 3, 4, 5, 6]);
-    expect(Array.from(b.flatIdx)).toEqual([
-      0 * 100 + 7,
-      1 * 100 + 8,
-      2 * 100 + 9,
-      3 * 100 + 10,
-      4 * 100 + 11,
-    ]);
+    // the token each of those rows predicts
+    expect(Array.from(b.targets)).toEqual([7, 8, 9, 10, 11]);
   });
 
   it("weights every sequence equally (mean over its tokens, then over the step's sequences)", () => {

@@ -145,7 +145,7 @@ if [[ -n "$NODE" ]]; then
   step trainer-check 120 "$NODE" "$ROOT/dist/bench/gpu/trainer-check.js" --backend "$BACKEND" --out "$WORK/trainer-check.json" ||
     note "the trainer check failed on $BACKEND: the speed figures below are of a trainer whose results differ from the CPU's"
   step bench-train 330 "${CATRL[@]}" bench train --preset "$PRESET" --backend "$BACKEND" --threads "$THREADS" \
-    --cases "$CASES" --grad-modes transpose --micro-batch 1 --repeats "$REPEATS" --anchor peft --python "$PY" \
+    --cases "$CASES" --grad-modes transpose --repeats "$REPEATS" --anchor peft --python "$PY" \
     --out "$WORK/train.json"
   ROLL_VARIANTS=engine,llama.cpp
   ROLL_GPU=()

@@ -183,17 +183,30 @@ struct LoraPair {
 };
 
 struct BatchInput {
-  std::vector<int32_t> tokens, pos, outRows, flatIdx;
+  std::vector<int32_t> tokens, pos, outRows, targets;  // targets[n]: the token row outRows[n] predicts
   int64_t nSeq = 1;  // tokens holds nSeq sequences, each padded to tokens.size() / nSeq rows
+  float invTemp = 1.f;   // 1 / sampling temperature
+  bool whole = false;    // one graph for the whole model (else layer by layer)
+  int64_t headChunk = 0;  // target positions per output-head graph (0: all at once)
   // loss inputs (per selected row)
   std::vector<float> old, ref, negAdvW, betaW, clipC, sgn;
   bool withKl = false;
+};
+
+double msSince(std::chrono::steady_clock::time_point t0) {
+  return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+}
+
+// Where an operation's time went: building + allocating graphs vs computing them.
+struct TimeAcc {
+  double graphMs = 0, computeMs = 0;
 };
 
 struct StepResult {
   double loss = 0;
   std::vector<float> logp;
   double ms = 0;
+  TimeAcc t;
 };
 
 class Trainer;
@@ -271,6 +284,8 @@ class Trainer : public Napi::ObjectWrap<Trainer> {
                            InstanceMethod("exportAdapter", &Trainer::ExportAdapter),
                            InstanceMethod("setThreads", &Trainer::SetThreads),
                            InstanceMethod("memory", &Trainer::Memory),
+                           InstanceMethod("plan", &Trainer::Plan),
+                           InstanceMethod("enableTranspose", &Trainer::EnableTranspose),
                            InstanceMethod("dispose", &Trainer::Dispose),
                        });
   }
@@ -557,164 +572,168 @@ class Trainer : public Napi::ObjectWrap<Trainer> {
     return y;
   }
 
+  // One computation's tensors and graph (no_alloc: the graph allocator places the tensors).
   struct Graph {
     ggml_context* ctx = nullptr;
-    ggml_tensor *tokens, *pos, *mask, *outRows, *flatIdx;
-    ggml_tensor *old = nullptr, *ref = nullptr, *negAdvW = nullptr, *betaW = nullptr, *clipC = nullptr, *sgn = nullptr;
-    ggml_tensor* logp = nullptr;
-    ggml_tensor* loss = nullptr;
+    ggml_cgraph* gf = nullptr;
+    size_t nodes;
+    explicit Graph(size_t n) : nodes(n) {
+      ggml_init_params ip = {ggml_tensor_overhead() * n * 3 + ggml_graph_overhead_custom(n, true) * 3, nullptr, true};
+      ctx = ggml_init(ip);
+      if (!ctx) fail("out of memory creating a graph context");
+    }
+    Graph(const Graph&) = delete;
+    Graph& operator=(const Graph&) = delete;
     ~Graph() {
       if (ctx) ggml_free(ctx);
     }
   };
 
-  size_t graphSize() const { return (size_t)std::max<int64_t>(8192, hp_.nLayer * 600 + 2048); }
+  size_t wholeGraphSize() const { return (size_t)std::max<int64_t>(8192, hp_.nLayer * 600 + 2048); }
+  static constexpr size_t kLayerGraphSize = 4096;
+  static constexpr size_t kHeadGraphSize = 512;
 
-  ggml_tensor* input(ggml_context* ctx, ggml_type type, int64_t n) {
+  static ggml_tensor* input(ggml_context* ctx, ggml_type type, int64_t n) {
     ggml_tensor* t = ggml_new_tensor_1d(ctx, type, n);
     ggml_set_input(t);
     return t;
   }
 
-  // Forward pass over a micro-batch of S sequences padded to Tm rows each (row s*Tm + t), up to the
-  // log-probability of each selected target token: logp = log(softmax(logits)[target]). Attention
-  // runs per sequence (batch folded into the head dimension), so its memory is S*Tm^2, not (S*Tm)^2;
-  // padding rows sit after each sequence's tokens, so the causal mask alone hides them.
-  void buildForward(Graph& g, const BatchInput& in, bool loraOn, bool withLoss) {
-    const int64_t T = (int64_t)in.tokens.size(), N = (int64_t)in.outRows.size();
-    const int64_t S = in.nSeq, Tm = T / S;
-    size_t gsize = graphSize();
-    ggml_init_params ip = {ggml_tensor_overhead() * gsize * 3 + ggml_graph_overhead_custom(gsize, true) * 3,
-                           nullptr, true};
-    g.ctx = ggml_init(ip);
-    ggml_context* ctx = g.ctx;
-    g.tokens = input(ctx, GGML_TYPE_I32, T);
-    g.pos = input(ctx, GGML_TYPE_I32, T);
-    g.mask = ggml_new_tensor_2d(ctx, GGML_TYPE_F32, Tm, Tm);
-    ggml_set_input(g.mask);
-    g.outRows = input(ctx, GGML_TYPE_I32, N);
-    g.flatIdx = input(ctx, GGML_TYPE_I32, N);
+  // Per-micro-batch inputs every layer reads: positions and the causal mask of one sequence.
+  struct SeqInputs {
+    ggml_tensor *pos = nullptr, *mask = nullptr;
+    int64_t T = 0, S = 1, Tm = 0;
+  };
+  static SeqInputs seqInputs(ggml_context* ctx, int64_t T, int64_t S) {
+    SeqInputs si;
+    si.T = T, si.S = S, si.Tm = T / S;
+    si.pos = input(ctx, GGML_TYPE_I32, T);
+    si.mask = ggml_new_tensor_2d(ctx, GGML_TYPE_F32, si.Tm, si.Tm);
+    ggml_set_input(si.mask);
+    return si;
+  }
+  static void setSeqInputs(const SeqInputs& si, const BatchInput& in) {
+    ggml_backend_tensor_set(si.pos, in.pos.data(), 0, si.T * sizeof(int32_t));
+    std::vector<float> mask((size_t)si.Tm * si.Tm, -INFINITY);
+    for (int64_t i = 0; i < si.Tm; i++)                                   // query row
+      for (int64_t j = 0; j <= i; j++) mask[(size_t)i * si.Tm + j] = 0.f;  // causal
+    ggml_backend_tensor_set(si.mask, mask.data(), 0, mask.size() * sizeof(float));
+  }
 
+  // One decoder layer over a micro-batch of S sequences padded to Tm rows each (row s*Tm + t).
+  // Attention runs per sequence (batch folded into the head dimension), so its memory is S*Tm^2,
+  // not (S*Tm)^2; padding rows sit after each sequence's tokens, so the causal mask alone hides them.
+  ggml_tensor* layerForward(ggml_context* ctx, int il, ggml_tensor* x, const SeqInputs& si, bool loraOn) {
     const Hparams& h = hp_;
+    const int64_t T = si.T, S = si.S, Tm = si.Tm;
     const float kqScale = 1.0f / std::sqrt((float)h.headDim);
-    ggml_tensor* x = ggml_get_rows(ctx, tokEmbd_, g.tokens);
-    for (int il = 0; il < h.nLayer; il++) {
-      const Layer& L = layers_[il];
-      ggml_tensor* cur = ggml_mul(ctx, ggml_rms_norm(ctx, x, h.eps), L.attnNorm);
-      ggml_tensor* q = matmul(ctx, il, P_Q, cur, loraOn);
-      ggml_tensor* k = matmul(ctx, il, P_K, cur, loraOn);
-      ggml_tensor* v = matmul(ctx, il, P_V, cur, loraOn);
-      q = ggml_reshape_3d(ctx, q, h.headDim, h.nHead, T);
-      k = ggml_reshape_3d(ctx, k, h.headDim, h.nHeadKv, T);
-      v = ggml_reshape_3d(ctx, v, h.headDim, h.nHeadKv, T);
-      if (L.qNorm) q = ggml_mul(ctx, ggml_rms_norm(ctx, q, h.eps), L.qNorm);
-      if (L.kNorm) k = ggml_mul(ctx, ggml_rms_norm(ctx, k, h.eps), L.kNorm);
-      q = ggml_rope_ext(ctx, q, g.pos, L.ropeFreqs, (int)h.nRot, h.ropeMode, (int)h.nCtxOrig, h.ropeBase,
-                        h.ropeFreqScale, 0.0f, 1.0f, 32.0f, 1.0f);
-      k = ggml_rope_ext(ctx, k, g.pos, L.ropeFreqs, (int)h.nRot, h.ropeMode, (int)h.nCtxOrig, h.ropeBase,
-                        h.ropeFreqScale, 0.0f, 1.0f, 32.0f, 1.0f);
-      // Explicit attention (flash attention has no backward). GQA by mul_mat broadcasting over dim 2,
-      // which holds head + n_head * seq: q head i of a sequence reads kv head i / (n_head / n_head_kv)
-      // of the same sequence, as in llama.cpp. (Sequences go into dim 2, not dim 3, because ggml's
-      // mul_mat backward supports broadcasting only without a 4th dimension.)
-      ggml_tensor* q4 = ggml_reshape_4d(ctx, q, h.headDim, h.nHead, Tm, S);
-      ggml_tensor* k4 = ggml_reshape_4d(ctx, k, h.headDim, h.nHeadKv, Tm, S);
-      ggml_tensor* v4 = ggml_reshape_4d(ctx, v, h.headDim, h.nHeadKv, Tm, S);
-      ggml_tensor* Q = ggml_reshape_3d(ctx, ggml_cont(ctx, ggml_permute(ctx, q4, 0, 2, 1, 3)), h.headDim, Tm,
-                                       h.nHead * S);  // [hd, Tm, n_head*S]
-      ggml_tensor* K = ggml_reshape_3d(ctx, ggml_cont(ctx, ggml_permute(ctx, k4, 0, 2, 1, 3)), h.headDim, Tm,
-                                       h.nHeadKv * S);  // [hd, Tm, n_kv*S]
-      ggml_tensor* V = ggml_reshape_3d(ctx, ggml_cont(ctx, ggml_permute(ctx, v4, 1, 2, 0, 3)), Tm, h.headDim,
-                                       h.nHeadKv * S);  // [Tm, hd, n_kv*S]
-      ggml_tensor* kq = ggml_mul_mat(ctx, K, Q);        // [Tm, Tm, n_head*S]
-      kq = ggml_soft_max_ext(ctx, kq, g.mask, kqScale, 0.0f);
-      ggml_tensor* kqv = ggml_mul_mat(ctx, V, kq);  // [hd, Tm, n_head*S]
-      kqv = ggml_reshape_4d(ctx, kqv, h.headDim, Tm, h.nHead, S);
-      cur = ggml_cont_2d(ctx, ggml_permute(ctx, kqv, 0, 2, 1, 3), h.headDim * h.nHead, T);
-      cur = matmul(ctx, il, P_O, cur, loraOn);
-      x = ggml_add(ctx, cur, x);
-      cur = ggml_mul(ctx, ggml_rms_norm(ctx, x, h.eps), L.ffnNorm);
-      ggml_tensor* gate = matmul(ctx, il, P_GATE, cur, loraOn);
-      ggml_tensor* up = matmul(ctx, il, P_UP, cur, loraOn);
-      cur = ggml_swiglu_split(ctx, gate, up);
-      cur = matmul(ctx, il, P_DOWN, cur, loraOn);
-      x = ggml_add(ctx, cur, x);
-    }
-    x = ggml_mul(ctx, ggml_rms_norm(ctx, x, h.eps), outNorm_);
-    x = ggml_get_rows(ctx, x, g.outRows);                  // [n_embd, N]: positions that predict targets
-    ggml_tensor* logits = ggml_mul_mat(ctx, output_, x);  // [n_vocab, N]
-    ggml_tensor* probs = ggml_soft_max(ctx, logits);
-    // pick probs[target] per row: rows of length 1 over the flattened [n_vocab * N] probabilities
-    ggml_tensor* picked = ggml_get_rows(ctx, ggml_reshape_2d(ctx, probs, 1, h.nVocab * N), g.flatIdx);
-    g.logp = ggml_log(ctx, ggml_reshape_1d(ctx, picked, N));
-    ggml_set_output(g.logp);
-    if (!withLoss) return;
+    const Layer& L = layers_[il];
+    ggml_tensor* cur = ggml_mul(ctx, ggml_rms_norm(ctx, x, h.eps), L.attnNorm);
+    ggml_tensor* q = matmul(ctx, il, P_Q, cur, loraOn);
+    ggml_tensor* k = matmul(ctx, il, P_K, cur, loraOn);
+    ggml_tensor* v = matmul(ctx, il, P_V, cur, loraOn);
+    q = ggml_reshape_3d(ctx, q, h.headDim, h.nHead, T);
+    k = ggml_reshape_3d(ctx, k, h.headDim, h.nHeadKv, T);
+    v = ggml_reshape_3d(ctx, v, h.headDim, h.nHeadKv, T);
+    if (L.qNorm) q = ggml_mul(ctx, ggml_rms_norm(ctx, q, h.eps), L.qNorm);
+    if (L.kNorm) k = ggml_mul(ctx, ggml_rms_norm(ctx, k, h.eps), L.kNorm);
+    q = ggml_rope_ext(ctx, q, si.pos, L.ropeFreqs, (int)h.nRot, h.ropeMode, (int)h.nCtxOrig, h.ropeBase,
+                      h.ropeFreqScale, 0.0f, 1.0f, 32.0f, 1.0f);
+    k = ggml_rope_ext(ctx, k, si.pos, L.ropeFreqs, (int)h.nRot, h.ropeMode, (int)h.nCtxOrig, h.ropeBase,
+                      h.ropeFreqScale, 0.0f, 1.0f, 32.0f, 1.0f);
+    // Explicit attention (flash attention has no backward). GQA by mul_mat broadcasting over dim 2,
+    // which holds head + n_head * seq: q head i of a sequence reads kv head i / (n_head / n_head_kv)
+    // of the same sequence, as in llama.cpp. (Sequences go into dim 2, not dim 3, because ggml's
+    // mul_mat backward supports broadcasting only without a 4th dimension.)
+    ggml_tensor* q4 = ggml_reshape_4d(ctx, q, h.headDim, h.nHead, Tm, S);
+    ggml_tensor* k4 = ggml_reshape_4d(ctx, k, h.headDim, h.nHeadKv, Tm, S);
+    ggml_tensor* v4 = ggml_reshape_4d(ctx, v, h.headDim, h.nHeadKv, Tm, S);
+    ggml_tensor* Q = ggml_reshape_3d(ctx, ggml_cont(ctx, ggml_permute(ctx, q4, 0, 2, 1, 3)), h.headDim, Tm,
+                                     h.nHead * S);  // [hd, Tm, n_head*S]
+    ggml_tensor* K = ggml_reshape_3d(ctx, ggml_cont(ctx, ggml_permute(ctx, k4, 0, 2, 1, 3)), h.headDim, Tm,
+                                     h.nHeadKv * S);  // [hd, Tm, n_kv*S]
+    ggml_tensor* V = ggml_reshape_3d(ctx, ggml_cont(ctx, ggml_permute(ctx, v4, 1, 2, 0, 3)), Tm, h.headDim,
+                                     h.nHeadKv * S);  // [Tm, hd, n_kv*S]
+    ggml_tensor* kq = ggml_mul_mat(ctx, K, Q);        // [Tm, Tm, n_head*S]
+    kq = ggml_soft_max_ext(ctx, kq, si.mask, kqScale, 0.0f);
+    ggml_tensor* kqv = ggml_mul_mat(ctx, V, kq);  // [hd, Tm, n_head*S]
+    kqv = ggml_reshape_4d(ctx, kqv, h.headDim, Tm, h.nHead, S);
+    cur = ggml_cont_2d(ctx, ggml_permute(ctx, kqv, 0, 2, 1, 3), h.headDim * h.nHead, T);
+    cur = matmul(ctx, il, P_O, cur, loraOn);
+    x = ggml_add(ctx, cur, x);
+    cur = ggml_mul(ctx, ggml_rms_norm(ctx, x, h.eps), L.ffnNorm);
+    ggml_tensor* gate = matmul(ctx, il, P_GATE, cur, loraOn);
+    ggml_tensor* up = matmul(ctx, il, P_UP, cur, loraOn);
+    cur = ggml_swiglu_split(ctx, gate, up);
+    cur = matmul(ctx, il, P_DOWN, cur, loraOn);
+    return ggml_add(ctx, cur, x);
+  }
 
-    g.old = input(ctx, GGML_TYPE_F32, N);
-    g.negAdvW = input(ctx, GGML_TYPE_F32, N);
-    g.clipC = input(ctx, GGML_TYPE_F32, N);
-    g.sgn = input(ctx, GGML_TYPE_F32, N);
+  // The output head over C selected positions and the GRPO loss of their target tokens.
+  struct Head {
+    ggml_tensor* flat = nullptr;  // [C] index of each target in the flattened [n_vocab * C] probabilities
+    ggml_tensor *old = nullptr, *ref = nullptr, *negAdvW = nullptr, *betaW = nullptr, *clipC = nullptr, *sgn = nullptr;
+    ggml_tensor* logp = nullptr;
+    ggml_tensor* loss = nullptr;
+    int64_t C = 0;
+  };
+
+  // logp = log(softmax(logits / temperature)[target]) for the C positions of xSel ([n_embd, C]).
+  void headForward(ggml_context* ctx, ggml_tensor* xSel, int64_t C, bool withLoss, bool withKl, float invTemp,
+                   Head& hd) {
+    const Hparams& h = hp_;
+    hd.C = C;
+    ggml_tensor* x = ggml_mul(ctx, ggml_rms_norm(ctx, xSel, h.eps), outNorm_);
+    ggml_tensor* logits = ggml_mul_mat(ctx, output_, x);  // [n_vocab, C]
+    // the policy's distribution is the one rollouts were sampled from: logits / temperature (as
+    // TRL's GRPOTrainer); soft_max_ext's scale is differentiated by ggml
+    ggml_tensor* probs = ggml_soft_max_ext(ctx, logits, nullptr, invTemp, 0.0f);
+    hd.flat = input(ctx, GGML_TYPE_I32, C);
+    // pick probs[target] per row: rows of length 1 over the flattened [n_vocab * C] probabilities
+    ggml_tensor* picked = ggml_get_rows(ctx, ggml_reshape_2d(ctx, probs, 1, h.nVocab * C), hd.flat);
+    hd.logp = ggml_log(ctx, ggml_reshape_1d(ctx, picked, C));
+    ggml_set_output(hd.logp);
+    if (!withLoss) return;
+    hd.old = input(ctx, GGML_TYPE_F32, C);
+    hd.negAdvW = input(ctx, GGML_TYPE_F32, C);
+    hd.clipC = input(ctx, GGML_TYPE_F32, C);
+    hd.sgn = input(ctx, GGML_TYPE_F32, C);
     // PPO-clip: the token is "active" (gradient flows through the ratio) unless the ratio is past
     // the clip bound on the side the advantage pushes to; ggml_step has no gradient, so the mask is
     // a constant for autograd. Loss value = -A * (m r + (1 - m) c) exactly equals -min(rA, clip(r)A).
-    ggml_tensor* r = ggml_exp(ctx, ggml_sub(ctx, g.logp, g.old));
-    ggml_tensor* m = ggml_step(ctx, ggml_mul(ctx, g.sgn, ggml_sub(ctx, g.clipC, r)));
-    ggml_tensor* mc = ggml_mul(ctx, m, g.clipC);
-    ggml_tensor* surr = ggml_add(ctx, ggml_mul(ctx, m, r), ggml_sub(ctx, g.clipC, mc));
-    ggml_tensor* perTok = ggml_mul(ctx, g.negAdvW, surr);
-    if (in.withKl) {
-      g.ref = input(ctx, GGML_TYPE_F32, N);
-      g.betaW = input(ctx, GGML_TYPE_F32, N);
+    ggml_tensor* r = ggml_exp(ctx, ggml_sub(ctx, hd.logp, hd.old));
+    ggml_tensor* m = ggml_step(ctx, ggml_mul(ctx, hd.sgn, ggml_sub(ctx, hd.clipC, r)));
+    ggml_tensor* mc = ggml_mul(ctx, m, hd.clipC);
+    ggml_tensor* surr = ggml_add(ctx, ggml_mul(ctx, m, r), ggml_sub(ctx, hd.clipC, mc));
+    ggml_tensor* perTok = ggml_mul(ctx, hd.negAdvW, surr);
+    if (withKl) {
+      hd.ref = input(ctx, GGML_TYPE_F32, C);
+      hd.betaW = input(ctx, GGML_TYPE_F32, C);
       // k3 estimator of KL(pi || ref): exp(ref - logp) - (ref - logp) - 1
-      ggml_tensor* d = ggml_sub(ctx, g.ref, g.logp);
+      ggml_tensor* d = ggml_sub(ctx, hd.ref, hd.logp);
       ggml_tensor* kl = ggml_scale_bias(ctx, ggml_sub(ctx, ggml_exp(ctx, d), d), 1.0f, -1.0f);
-      perTok = ggml_add(ctx, perTok, ggml_mul(ctx, g.betaW, kl));
+      perTok = ggml_add(ctx, perTok, ggml_mul(ctx, hd.betaW, kl));
     }
-    g.loss = ggml_sum(ctx, perTok);
-    ggml_set_loss(g.loss);
-    ggml_set_output(g.loss);
+    hd.loss = ggml_sum(ctx, perTok);
+    ggml_set_loss(hd.loss);
+    ggml_set_output(hd.loss);
   }
 
-  void setInputs(Graph& g, const BatchInput& in) {
-    const int64_t T = (int64_t)in.tokens.size();
-    ggml_backend_tensor_set(g.tokens, in.tokens.data(), 0, T * sizeof(int32_t));
-    ggml_backend_tensor_set(g.pos, in.pos.data(), 0, T * sizeof(int32_t));
-    const int64_t Tm = T / in.nSeq;
-    std::vector<float> mask((size_t)Tm * Tm, -INFINITY);
-    for (int64_t i = 0; i < Tm; i++)                         // query row
-      for (int64_t j = 0; j <= i; j++) mask[(size_t)i * Tm + j] = 0.f;  // causal
-    ggml_backend_tensor_set(g.mask, mask.data(), 0, mask.size() * sizeof(float));
-    ggml_backend_tensor_set(g.outRows, in.outRows.data(), 0, in.outRows.size() * sizeof(int32_t));
-    ggml_backend_tensor_set(g.flatIdx, in.flatIdx.data(), 0, in.flatIdx.size() * sizeof(int32_t));
-    auto setF = [](ggml_tensor* t, const std::vector<float>& v) {
-      if (t) ggml_backend_tensor_set(t, v.data(), 0, v.size() * sizeof(float));
+  // Head inputs for targets [c0, c0 + C) of the micro-batch.
+  void setHeadInputs(const Head& hd, const BatchInput& in, int64_t c0) {
+    const int64_t C = hd.C;
+    std::vector<int32_t> flat(C);
+    for (int64_t j = 0; j < C; j++) flat[j] = (int32_t)(j * hp_.nVocab + in.targets[c0 + j]);
+    ggml_backend_tensor_set(hd.flat, flat.data(), 0, C * sizeof(int32_t));
+    auto setF = [&](ggml_tensor* t, const std::vector<float>& v) {
+      if (t) ggml_backend_tensor_set(t, v.data() + c0, 0, C * sizeof(float));
     };
-    setF(g.old, in.old);
-    setF(g.negAdvW, in.negAdvW);
-    setF(g.clipC, in.clipC);
-    setF(g.sgn, in.sgn);
-    setF(g.ref, in.ref);
-    setF(g.betaW, in.betaW);
-  }
-
-  void compute(ggml_cgraph* gf) {
-    if (!galloc_) galloc_ = ggml_gallocr_new(ggml_backend_get_default_buffer_type(backend_));
-    if (!ggml_gallocr_alloc_graph(galloc_, gf)) fail("out of memory allocating the compute graph");
-    computeBytes_ = std::max(computeBytes_, ggml_gallocr_get_buffer_size(galloc_, 0));
-  }
-
-  void runForward(const BatchInput& in, bool loraOn, StepResult& res) {
-    auto t0 = std::chrono::steady_clock::now();
-    Graph g;
-    buildForward(g, in, loraOn, false);
-    ggml_cgraph* gf = ggml_new_graph_custom(g.ctx, graphSize(), false);
-    ggml_build_forward_expand(gf, g.logp);
-    compute(gf);
-    setInputs(g, in);
-    if (ggml_backend_graph_compute(backend_, gf) != GGML_STATUS_SUCCESS) fail("graph compute failed");
-    res.logp.resize(in.outRows.size());
-    ggml_backend_tensor_get(g.logp, res.logp.data(), 0, res.logp.size() * sizeof(float));
-    res.ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+    setF(hd.old, in.old);
+    setF(hd.negAdvW, in.negAdvW);
+    setF(hd.clipC, in.clipC);
+    setF(hd.sgn, in.sgn);
+    setF(hd.ref, in.ref);
+    setF(hd.betaW, in.betaW);
   }
 
   // ggml's graph allocator may compute RMS_NORM_BACK in place over its incoming gradient (src0) and
@@ -735,25 +754,32 @@ class Trainer : public Napi::ObjectWrap<Trainer> {
     }
   }
 
-  void runAccumulate(const BatchInput& in, StepResult& res) {
-    auto t0 = std::chrono::steady_clock::now();
-    if (lora_.empty()) fail("no LoRA parameters to train");
-    Graph g;
-    buildForward(g, in, true, true);
-    const size_t gsize = graphSize();
-    ggml_cgraph* gb = ggml_new_graph_custom(g.ctx, gsize, true);
-    ggml_build_forward_expand(gb, g.loss);
+  // The gradients a backward graph yields: LoRA pairs (lora_ index) and extra inputs flagged as params.
+  struct Grads {
+    ggml_tensor* lossGrad = nullptr;
+    std::vector<std::pair<size_t, std::pair<ggml_tensor*, ggml_tensor*>>> lora;  // index -> (dA, dB)
+    std::vector<ggml_tensor*> wrt;  // gradients of `wrt` inputs, same order
+  };
+
+  // Builds g.gf: forward to `loss` (+ `outputs`), then the gradients of the LoRA pairs `loraIdx` and
+  // of the inputs `wrt` (flagged as params). With gradMode transpose, ggml's out_prod(W, g^T) through
+  // frozen matrices becomes mul_mat(W^T, g) (see buildTransposed).
+  void buildBackward(Graph& g, ggml_tensor* loss, const std::vector<ggml_tensor*>& outputs,
+                     const std::vector<size_t>& loraIdx, const std::vector<ggml_tensor*>& wrt, Grads& out) {
+    for (ggml_tensor* t : wrt) ggml_set_param(t);
+    ggml_cgraph* gb = ggml_new_graph_custom(g.ctx, g.nodes, true);
+    ggml_build_forward_expand(gb, loss);
     ggml_build_backward_expand(g.ctx, gb, nullptr);
-    std::vector<ggml_tensor*> gradA(lora_.size()), gradB(lora_.size());
-    for (size_t i = 0; i < lora_.size(); i++) {
-      gradA[i] = ggml_graph_get_grad(gb, lora_[i].a);
-      gradB[i] = ggml_graph_get_grad(gb, lora_[i].b);
+    for (size_t i : loraIdx) {
+      ggml_tensor* a = ggml_graph_get_grad(gb, lora_[i].a);
+      ggml_tensor* b = ggml_graph_get_grad(gb, lora_[i].b);
+      if (a || b) out.lora.push_back({i, {a, b}});
     }
-    ggml_tensor* lossGrad = ggml_graph_get_grad_acc(gb, g.loss);
-    if (!lossGrad) fail("internal: loss has no gradient accumulator");
-    ggml_set_input(lossGrad);
+    for (ggml_tensor* t : wrt) out.wrt.push_back(ggml_graph_get_grad(gb, t));
+    out.lossGrad = ggml_graph_get_grad_acc(gb, loss);
+    if (!out.lossGrad) fail("internal: loss has no gradient accumulator");
+    ggml_set_input(out.lossGrad);
     if (gradTranspose_) {
-      // Rewrite out_prod(W, transpose(g)) -> mul_mat(W^T, g) for the frozen matrices (see buildTransposed).
       for (int i = 0; i < ggml_graph_n_nodes(gb); i++) {
         ggml_tensor* n = ggml_graph_node(gb, i);
         if (n->op != GGML_OP_OUT_PROD || !n->src[1] || n->src[1]->op != GGML_OP_TRANSPOSE) continue;
@@ -767,36 +793,353 @@ class Trainer : public Napi::ObjectWrap<Trainer> {
     }
     // A fresh graph over the (rewritten) nodes: drops the now-unused transpose views and picks up
     // the W^T leaves.
-    ggml_cgraph* gf = ggml_new_graph_custom(g.ctx, gsize, false);
-    ggml_build_forward_expand(gf, g.loss);
-    ggml_build_forward_expand(gf, g.logp);
-    for (size_t i = 0; i < lora_.size(); i++) {
-      if (gradA[i]) ggml_set_output(gradA[i]), ggml_build_forward_expand(gf, gradA[i]);
-      if (gradB[i]) ggml_set_output(gradB[i]), ggml_build_forward_expand(gf, gradB[i]);
-    }
-    protectFromInplace(gf);
-    compute(gf);
-    setInputs(g, in);
+    g.gf = ggml_new_graph_custom(g.ctx, g.nodes, false);
+    ggml_build_forward_expand(g.gf, loss);
+    for (ggml_tensor* t : outputs) ggml_build_forward_expand(g.gf, t);
+    auto expand = [&](ggml_tensor* t) {
+      if (t) ggml_set_output(t), ggml_build_forward_expand(g.gf, t);
+    };
+    for (auto& p : out.lora) expand(p.second.first), expand(p.second.second);
+    for (ggml_tensor* t : out.wrt) expand(t);
+    protectFromInplace(g.gf);
+  }
+
+  void forwardGraph(Graph& g, const std::vector<ggml_tensor*>& outputs) {
+    g.gf = ggml_new_graph_custom(g.ctx, g.nodes, false);
+    for (ggml_tensor* t : outputs) ggml_build_forward_expand(g.gf, t);
+  }
+
+  ggml_backend_buffer_type_t buft() const { return ggml_backend_get_default_buffer_type(backend_); }
+
+  // Bytes the graph allocator needs for g (inputs and intermediates; weights are already placed).
+  size_t measure(Graph& g) {
+    ggml_gallocr_t ga = ggml_gallocr_new(buft());
+    size_t bytes = 0;
+    ggml_gallocr_reserve_n_size(ga, g.gf, nullptr, nullptr, &bytes);
+    ggml_gallocr_free(ga);
+    return bytes;
+  }
+
+  // One graph allocator for every graph: its buffer grows to the largest graph and is reused.
+  void allocate(Graph& g, TimeAcc& t) {
+    auto t0 = std::chrono::steady_clock::now();
+    if (!galloc_) galloc_ = ggml_gallocr_new(buft());
+    if (!ggml_gallocr_alloc_graph(galloc_, g.gf)) fail("out of memory allocating the compute graph");
+    computeBytes_ = std::max(computeBytes_, ggml_gallocr_get_buffer_size(galloc_, 0));
+    t.graphMs += msSince(t0);
+  }
+
+  void run(Graph& g, TimeAcc& t) {
+    auto t0 = std::chrono::steady_clock::now();
+    if (ggml_backend_graph_compute(backend_, g.gf) != GGML_STATUS_SUCCESS) fail("graph compute failed");
+    t.computeMs += msSince(t0);
+  }
+
+  static void setOne(ggml_tensor* t) {
     const float one = 1.0f;
-    ggml_backend_tensor_set(lossGrad, &one, 0, sizeof(float));
-    if (ggml_backend_graph_compute(backend_, gf) != GGML_STATUS_SUCCESS) fail("graph compute failed");
-    float loss = 0;
-    ggml_backend_tensor_get(g.loss, &loss, 0, sizeof(float));
-    res.loss = loss;
-    res.logp.resize(in.outRows.size());
-    ggml_backend_tensor_get(g.logp, res.logp.data(), 0, res.logp.size() * sizeof(float));
+    ggml_backend_tensor_set(t, &one, 0, sizeof(float));
+  }
+
+  static void getF(ggml_tensor* t, float* dst, size_t n) { ggml_backend_tensor_get(t, dst, 0, n * sizeof(float)); }
+
+  void accumulateLora(const Grads& gr) {
     std::vector<float> tmp;
     auto acc = [&](ggml_tensor* gt, std::vector<float>& dst) {
       if (!gt) return;
       tmp.resize(dst.size());
-      ggml_backend_tensor_get(gt, tmp.data(), 0, tmp.size() * sizeof(float));
+      getF(gt, tmp.data(), tmp.size());
       for (size_t j = 0; j < dst.size(); j++) dst[j] += tmp[j];
     };
-    for (size_t i = 0; i < lora_.size(); i++) {
-      acc(gradA[i], lora_[i].gA);
-      acc(gradB[i], lora_[i].gB);
+    for (auto& p : gr.lora) {
+      acc(p.second.first, lora_[p.first].gA);
+      acc(p.second.second, lora_[p.first].gB);
     }
-    res.ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+  }
+
+  std::vector<size_t> layerLora(int il) const {
+    std::vector<size_t> idx;
+    for (int k = 0; k < P_COUNT; k++) {
+      auto it = loraIndex_.find({il, k});
+      if (it != loraIndex_.end()) idx.push_back(it->second);
+    }
+    return idx;
+  }
+
+  // ---- the whole model as one graph (kept for the layer-by-layer equivalence test and as an option:
+  // it keeps every layer's activations and the full [n_vocab x N] head alive for the backward pass)
+
+  struct WholeG {
+    Graph g;
+    ggml_tensor *tokens = nullptr, *outRows = nullptr;
+    SeqInputs si;
+    Head hd;
+    Grads gr;
+    explicit WholeG(size_t n) : g(n) {}
+  };
+
+  void buildWhole(WholeG& w, int64_t T, int64_t S, int64_t N, bool loraOn, bool withLoss, bool withKl, float invTemp) {
+    ggml_context* ctx = w.g.ctx;
+    w.tokens = input(ctx, GGML_TYPE_I32, T);
+    w.si = seqInputs(ctx, T, S);
+    w.outRows = input(ctx, GGML_TYPE_I32, N);
+    ggml_tensor* x = ggml_get_rows(ctx, tokEmbd_, w.tokens);
+    for (int il = 0; il < hp_.nLayer; il++) x = layerForward(ctx, il, x, w.si, loraOn);
+    x = ggml_get_rows(ctx, x, w.outRows);  // [n_embd, N]: positions that predict targets
+    headForward(ctx, x, N, withLoss, withKl, invTemp, w.hd);
+    if (!withLoss) return forwardGraph(w.g, {w.hd.logp});
+    std::vector<size_t> all(lora_.size());
+    for (size_t i = 0; i < all.size(); i++) all[i] = i;
+    buildBackward(w.g, w.hd.loss, {w.hd.logp}, all, {}, w.gr);
+  }
+
+  void runWhole(const BatchInput& in, bool loraOn, bool withLoss, StepResult& res) {
+    const int64_t T = (int64_t)in.tokens.size(), N = (int64_t)in.outRows.size();
+    WholeG w(wholeGraphSize());
+    buildWhole(w, T, in.nSeq, N, loraOn, withLoss, in.withKl, in.invTemp);
+    allocate(w.g, res.t);
+    ggml_backend_tensor_set(w.tokens, in.tokens.data(), 0, T * sizeof(int32_t));
+    ggml_backend_tensor_set(w.outRows, in.outRows.data(), 0, N * sizeof(int32_t));
+    setSeqInputs(w.si, in);
+    setHeadInputs(w.hd, in, 0);
+    if (withLoss) setOne(w.gr.lossGrad);
+    run(w.g, res.t);
+    res.logp.resize(N);
+    getF(w.hd.logp, res.logp.data(), N);
+    if (!withLoss) return;
+    float loss = 0;
+    getF(w.hd.loss, &loss, 1);
+    res.loss = loss;
+    accumulateLora(w.gr);
+  }
+
+  // ---- layer by layer: a no-grad forward keeps each layer's input (T x n_embd floats, host memory);
+  // the head runs over chunks of target positions and yields dL/dx of the last layer's output; then
+  // each layer, from the top, recomputes its forward from its saved input and back-propagates the
+  // injected upstream gradient g (loss sum(out * g), whose gradient w.r.t. out is g) to its LoRA
+  // pairs and to its input. Only one layer's (or one head chunk's) graph is alive at a time.
+
+  struct EmbedG {
+    Graph g{16};
+    ggml_tensor *tokens = nullptr, *x = nullptr;
+  };
+  void buildEmbed(EmbedG& e, int64_t T) {
+    e.tokens = input(e.g.ctx, GGML_TYPE_I32, T);
+    e.x = ggml_get_rows(e.g.ctx, tokEmbd_, e.tokens);
+    ggml_set_output(e.x);
+    forwardGraph(e.g, {e.x});
+  }
+
+  struct LayerG {
+    Graph g;
+    ggml_tensor *xin = nullptr, *out = nullptr, *gout = nullptr, *loss = nullptr;
+    SeqInputs si;
+    Grads gr;
+    explicit LayerG(size_t n) : g(n) {}
+  };
+  // backward: LoRA gradients of layer il, and (inputGrad) the gradient w.r.t. its input, which the
+  // bottom layer does not need (its input is the embedding)
+  void buildLayer(LayerG& l, int il, int64_t T, int64_t S, bool loraOn, bool backward, bool inputGrad = true) {
+    ggml_context* ctx = l.g.ctx;
+    l.xin = ggml_new_tensor_2d(ctx, GGML_TYPE_F32, hp_.nEmbd, T);
+    ggml_set_input(l.xin);
+    l.si = seqInputs(ctx, T, S);
+    l.out = layerForward(ctx, il, l.xin, l.si, loraOn);
+    if (!backward) {
+      ggml_set_output(l.out);
+      return forwardGraph(l.g, {l.out});
+    }
+    l.gout = ggml_new_tensor_2d(ctx, GGML_TYPE_F32, hp_.nEmbd, T);
+    ggml_set_input(l.gout);
+    l.loss = ggml_sum(ctx, ggml_mul(ctx, l.out, l.gout));
+    ggml_set_loss(l.loss);
+    std::vector<ggml_tensor*> wrt;
+    if (inputGrad) wrt.push_back(l.xin);
+    buildBackward(l.g, l.loss, {}, layerLora(il), wrt, l.gr);
+  }
+
+  struct HeadG {
+    Graph g{kHeadGraphSize};
+    ggml_tensor* xsel = nullptr;
+    Head hd;
+    Grads gr;
+  };
+  void buildHead(HeadG& h, int64_t C, bool withLoss, bool withKl, float invTemp) {
+    h.xsel = ggml_new_tensor_2d(h.g.ctx, GGML_TYPE_F32, hp_.nEmbd, C);
+    ggml_set_input(h.xsel);
+    headForward(h.g.ctx, h.xsel, C, withLoss, withKl, invTemp, h.hd);
+    if (!withLoss) return forwardGraph(h.g, {h.hd.logp});
+    buildBackward(h.g, h.hd.loss, {h.hd.logp}, {}, {h.xsel}, h.gr);
+  }
+
+  int64_t headChunk(const BatchInput& in) const {
+    const int64_t N = (int64_t)in.outRows.size();
+    return in.headChunk > 0 ? std::min<int64_t>(in.headChunk, N) : N;
+  }
+
+  void runLayered(const BatchInput& in, bool loraOn, bool withLoss, StepResult& res) {
+    const int64_t T = (int64_t)in.tokens.size(), N = (int64_t)in.outRows.size(), d = hp_.nEmbd;
+    const int nL = (int)hp_.nLayer;
+    // xs[l] = input of layer l; without a backward pass only the current one is needed
+    std::vector<std::vector<float>> xs(withLoss ? nL + 1 : 2);
+    auto slot = [&](int l) -> std::vector<float>& { return xs[withLoss ? l : l % 2]; };
+    {
+      EmbedG e;
+      buildEmbed(e, T);
+      allocate(e.g, res.t);
+      ggml_backend_tensor_set(e.tokens, in.tokens.data(), 0, T * sizeof(int32_t));
+      run(e.g, res.t);
+      slot(0).resize((size_t)T * d);
+      getF(e.x, slot(0).data(), slot(0).size());
+    }
+    for (int il = 0; il < nL; il++) {
+      LayerG l(kLayerGraphSize);
+      buildLayer(l, il, T, in.nSeq, loraOn, false);
+      allocate(l.g, res.t);
+      ggml_backend_tensor_set(l.xin, slot(il).data(), 0, slot(il).size() * sizeof(float));
+      setSeqInputs(l.si, in);
+      run(l.g, res.t);
+      slot(il + 1).resize((size_t)T * d);
+      getF(l.out, slot(il + 1).data(), slot(il + 1).size());
+    }
+    const std::vector<float>& xTop = slot(nL);
+    std::vector<float> g;  // dL/d(output of the layer being differentiated), [n_embd, T]
+    if (withLoss) g.assign((size_t)T * d, 0.f);
+    res.logp.resize(N);
+    double loss = 0;
+    const int64_t chunk = headChunk(in);
+    std::vector<float> rows, grows;
+    for (int64_t c0 = 0; c0 < N; c0 += chunk) {
+      const int64_t C = std::min(chunk, N - c0);
+      HeadG h;
+      buildHead(h, C, withLoss, in.withKl, in.invTemp);
+      allocate(h.g, res.t);
+      rows.resize((size_t)C * d);
+      for (int64_t j = 0; j < C; j++)
+        std::memcpy(rows.data() + j * d, xTop.data() + (size_t)in.outRows[c0 + j] * d, d * sizeof(float));
+      ggml_backend_tensor_set(h.xsel, rows.data(), 0, rows.size() * sizeof(float));
+      setHeadInputs(h.hd, in, c0);
+      if (withLoss) setOne(h.gr.lossGrad);
+      run(h.g, res.t);
+      getF(h.hd.logp, res.logp.data() + c0, C);
+      if (!withLoss) continue;
+      float l = 0;
+      getF(h.hd.loss, &l, 1);
+      loss += l;
+      grows.resize((size_t)C * d);
+      getF(h.gr.wrt[0], grows.data(), grows.size());
+      for (int64_t j = 0; j < C; j++) {
+        float* dst = g.data() + (size_t)in.outRows[c0 + j] * d;
+        const float* src = grows.data() + j * d;
+        for (int64_t k = 0; k < d; k++) dst[k] += src[k];
+      }
+    }
+    if (!withLoss) return;
+    res.loss = loss;
+    std::vector<float>().swap(xs[nL]);
+    for (int il = nL - 1; il >= 0; il--) {
+      LayerG l(kLayerGraphSize * 2);
+      buildLayer(l, il, T, in.nSeq, true, true, il > 0);
+      allocate(l.g, res.t);
+      ggml_backend_tensor_set(l.xin, xs[il].data(), 0, xs[il].size() * sizeof(float));
+      ggml_backend_tensor_set(l.gout, g.data(), 0, g.size() * sizeof(float));
+      setSeqInputs(l.si, in);
+      setOne(l.gr.lossGrad);
+      run(l.g, res.t);
+      accumulateLora(l.gr);
+      if (il > 0) getF(l.gr.wrt[0], g.data(), g.size());
+      std::vector<float>().swap(xs[il]);
+    }
+  }
+
+  void runForward(const BatchInput& in, bool loraOn, StepResult& res) {
+    auto t0 = std::chrono::steady_clock::now();
+    if (in.whole) runWhole(in, loraOn, false, res);
+    else runLayered(in, loraOn, false, res);
+    res.ms = msSince(t0);
+  }
+
+  void runAccumulate(const BatchInput& in, StepResult& res) {
+    auto t0 = std::chrono::steady_clock::now();
+    if (lora_.empty()) fail("no LoRA parameters to train");
+    if (in.whole) runWhole(in, true, true, res);
+    else runLayered(in, true, true, res);
+    res.ms = msSince(t0);
+  }
+
+  // Compute-buffer bytes of each graph a micro-batch of T rows (S sequences) with N targets builds,
+  // measured by the graph allocator without allocating: what the memory plan adds to the weights.
+  struct PlanSizes {
+    size_t embed = 0, layerForward = 0, layerBackward = 0, headForward = 0, headBackward = 0, whole = 0;
+  };
+  PlanSizes planSizes(int64_t T, int64_t S, int64_t N, int64_t chunk, bool withKl, bool whole) {
+    PlanSizes p;
+    if (whole) {
+      WholeG w(wholeGraphSize());
+      buildWhole(w, T, S, N, true, !lora_.empty(), withKl, 1.f);
+      p.whole = measure(w.g);
+      return p;
+    }
+    const int64_t C = chunk > 0 ? std::min(chunk, N) : N;
+    {
+      EmbedG e;
+      buildEmbed(e, T);
+      p.embed = measure(e.g);
+    }
+    {
+      LayerG l(kLayerGraphSize);
+      buildLayer(l, 0, T, S, true, false);
+      p.layerForward = measure(l.g);
+    }
+    {
+      HeadG h;
+      buildHead(h, C, false, withKl, 1.f);
+      p.headForward = measure(h.g);
+    }
+    if (lora_.empty()) return p;
+    {
+      LayerG l(kLayerGraphSize * 2);
+      buildLayer(l, 0, T, S, true, true);
+      p.layerBackward = measure(l.g);
+    }
+    {
+      HeadG h;
+      buildHead(h, C, true, withKl, 1.f);
+      p.headBackward = measure(h.g);
+    }
+    return p;
+  }
+
+  // Peak host scratch of transposeInto: a full copy of the largest matrix plus its staging blocks.
+  size_t transposeScratch() const {
+    size_t worst = 0;
+    auto one = [&](const ggml_tensor* w) {
+      const int64_t nIn = w->ne[0], nOut = w->ne[1];
+      int64_t block = std::max<int64_t>(32, std::min<int64_t>(nIn, (16 << 20) / std::max<int64_t>(1, nOut)));
+      size_t b = ggml_nbytes(w) + (size_t)nIn * 4 + (size_t)block * nOut * 4 + ggml_row_size(GGML_TYPE_F32, nOut) * block;
+      worst = std::max(worst, b);
+    };
+    for (auto& L : layers_)
+      for (int k = 0; k < P_COUNT; k++) one(L.w[k]);
+    one(output_);
+    return worst;
+  }
+
+  // Bytes buildTransposed would allocate (the plan decides whether it fits before making it).
+  size_t transposedBytes() const {
+    size_t bytes = 0;
+    std::vector<const ggml_tensor*> seen;
+    auto add = [&](const ggml_tensor* w) {
+      for (auto* s : seen)
+        if (s == w) return;
+      seen.push_back(w);
+      ggml_type tt = w->type;
+      if (tt != GGML_TYPE_F32 && tt != GGML_TYPE_F16) tt = (w->ne[1] % 32 == 0) ? GGML_TYPE_Q8_0 : GGML_TYPE_F16;
+      bytes += ggml_row_size(tt, w->ne[1]) * w->ne[0];
+    };
+    for (auto& L : layers_)
+      for (int k = 0; k < P_COUNT; k++) add(L.w[k]);
+    add(output_);
+    return bytes;
   }
 
   // ---- JS methods
@@ -819,9 +1162,17 @@ class Trainer : public Napi::ObjectWrap<Trainer> {
     if (in.nSeq < 1 || in.tokens.size() % in.nSeq != 0)
       throw Napi::Error::New(o.Env(), "nSeq must divide the number of tokens");
     in.outRows = i32Array(o.Get("outRows"), "outRows");
-    in.flatIdx = i32Array(o.Get("flatIdx"), "flatIdx");
+    in.targets = i32Array(o.Get("targets"), "targets");
     if (in.tokens.empty() || in.outRows.empty()) throw Napi::Error::New(o.Env(), "empty micro-batch");
+    if (in.targets.size() != in.outRows.size()) throw Napi::Error::New(o.Env(), "targets and outRows differ in length");
     auto present = [&](const char* k) { return o.Has(k) && !o.Get(k).IsUndefined() && !o.Get(k).IsNull(); };
+    if (present("temperature")) {
+      double temp = o.Get("temperature").As<Napi::Number>().DoubleValue();
+      if (!(temp > 0)) throw Napi::Error::New(o.Env(), "temperature must be positive");
+      in.invTemp = (float)(1.0 / temp);
+    }
+    if (present("whole")) in.whole = o.Get("whole").As<Napi::Boolean>().Value();
+    if (present("headChunk")) in.headChunk = o.Get("headChunk").As<Napi::Number>().Int64Value();
     if (present("old")) {
       in.old = f32Array(o.Get("old"), "old");
       in.negAdvW = f32Array(o.Get("negAdvW"), "negAdvW");
@@ -876,6 +1227,8 @@ class Trainer : public Napi::ObjectWrap<Trainer> {
           auto o = Napi::Object::New(e);
           o.Set("logp", toF32(e, res->logp));
           o.Set("ms", res->ms);
+          o.Set("graphMs", res->t.graphMs);
+          o.Set("computeMs", res->t.computeMs);
           return o;
         },
         &busy_);
@@ -897,6 +1250,8 @@ class Trainer : public Napi::ObjectWrap<Trainer> {
           o.Set("loss", res->loss);
           o.Set("logp", toF32(e, res->logp));
           o.Set("ms", res->ms);
+          o.Set("graphMs", res->t.graphMs);
+          o.Set("computeMs", res->t.computeMs);
           return o;
         },
         &busy_);
@@ -1086,7 +1441,62 @@ class Trainer : public Napi::ObjectWrap<Trainer> {
     o.Set("transposed", (double)(tbuf_ ? ggml_backend_buffer_get_size(tbuf_) : 0));
     o.Set("lora", (double)(lbuf_ ? ggml_backend_buffer_get_size(lbuf_) : 0));
     o.Set("compute", (double)computeBytes_);
+    o.Set("transposedNeeded", (double)transposedBytes());
+    o.Set("transposeScratch", (double)transposeScratch());
+    size_t devFree = 0, devTotal = 0;
+    if (backend_) ggml_backend_dev_memory(ggml_backend_get_device(backend_), &devFree, &devTotal);
+    o.Set("deviceFree", (double)devFree);
+    o.Set("deviceTotal", (double)devTotal);
+    o.Set("gradMode", gradTranspose_ ? "transpose" : "outprod");
     return o;
+  }
+
+  // Compute-buffer sizes of the graphs one micro-batch builds ({rows, nSeq, targets, headChunk,
+  // withKl, whole}), measured by ggml's graph allocator without allocating anything.
+  Napi::Value Plan(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (busy_.load()) throw Napi::Error::New(env, "trainer is busy (one operation at a time)");
+    if (!backend_) throw Napi::Error::New(env, "trainer was disposed");
+    auto o = info[0].As<Napi::Object>();
+    const int64_t T = o.Get("rows").As<Napi::Number>().Int64Value();
+    const int64_t S = o.Get("nSeq").As<Napi::Number>().Int64Value();
+    const int64_t N = o.Get("targets").As<Napi::Number>().Int64Value();
+    const int64_t chunk = o.Get("headChunk").As<Napi::Number>().Int64Value();
+    const bool withKl = o.Get("withKl").As<Napi::Boolean>().Value();
+    const bool whole = o.Get("whole").As<Napi::Boolean>().Value();
+    if (T < 1 || S < 1 || T % S != 0 || N < 1) throw Napi::Error::New(env, "plan: bad micro-batch shape");
+    PlanSizes p;
+    try {
+      p = planSizes(T, S, N, chunk, withKl, whole);
+    } catch (const std::exception& e) {
+      throw Napi::Error::New(env, e.what());
+    }
+    auto r = Napi::Object::New(env);
+    r.Set("embed", (double)p.embed);
+    r.Set("layerForward", (double)p.layerForward);
+    r.Set("layerBackward", (double)p.layerBackward);
+    r.Set("headForward", (double)p.headForward);
+    r.Set("headBackward", (double)p.headBackward);
+    r.Set("whole", (double)p.whole);
+    return r;
+  }
+
+  // Makes the transposed weight copies (gradMode transpose) after the memory plan found room for them.
+  Napi::Value EnableTranspose(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (busy_.load()) throw Napi::Error::New(env, "trainer is busy (one operation at a time)");
+    if (gradTranspose_ && tbuf_) return env.Undefined();
+    try {
+      gradTranspose_ = true;
+      buildTransposed();
+    } catch (const std::exception& e) {
+      gradTranspose_ = false;
+      transposed_.clear();
+      if (tbuf_) ggml_backend_buffer_free(tbuf_), tbuf_ = nullptr;
+      if (tctx_) ggml_free(tctx_), tctx_ = nullptr;
+      throw Napi::Error::New(env, e.what());
+    }
+    return env.Undefined();
   }
 
   Napi::Value Dispose(const Napi::CallbackInfo& info) {

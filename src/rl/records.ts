@@ -42,6 +42,8 @@ export const StepRecordSchema = z.object({
   skipped: z.boolean().optional(),
   skip_reason: z.string().optional(),
   tokens_generated: count,
+  /** Sequences the trainer left out because they could not fit its memory budget even alone. */
+  sequences_skipped: count,
   time: StepTimeSchema.optional(),
   rollouts_per_s: nonNegative,
   /** File name of the adapter (LoRA) saved after this step, relative to DIR. */

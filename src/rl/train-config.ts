@@ -25,7 +25,10 @@ export const TrainArgsSchema = z.object({
   lr: num(0),
   beta: num(0),
   clipEps: num(0),
-  microBatch: int(1),
+  /** "auto" (the trainer's memory plan decides) or an upper bound. */
+  microBatch: z.union([z.literal("auto"), int(1)]),
+  /** GiB the trainer may use (default: the memory free when it opens). */
+  trainMemory: num(0).positive().optional(),
   maxGradNorm: num(0),
   weightDecay: num(0),
   evalEvery: int(0),
@@ -43,13 +46,22 @@ export const TRAIN_DEFAULTS = {
   lr: "1e-4",
   beta: "1e-3",
   clipEps: "0.2",
-  microBatch: "4",
+  microBatch: "auto",
   maxGradNorm: "1",
   weightDecay: "0",
   evalEvery: "10",
   evalLimit: "32",
   keepAdapters: "3",
 } as const;
+
+/**
+ * The temperature the trainer's log-probs use: the rollouts' sampling temperature, so that ratios and
+ * KL are of the distribution the tokens were drawn from (TRL's GRPOTrainer divides the logits the same
+ * way). Greedy rollouts (temperature 0) have no such distribution: the raw model's (1) is used.
+ */
+export function trainingTemperature(samplingTemperature: number): number {
+  return samplingTemperature > 0 ? samplingTemperature : 1;
+}
 
 export function parseTargets(list: string): (typeof LORA_TARGETS)[number][] {
   return list.split(",").map((t) => {

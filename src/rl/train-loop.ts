@@ -23,9 +23,11 @@ export type LoopSettings = {
     lr: number;
     beta: number;
     clipEps: number;
-    microBatch: number;
+    microBatch: number | "auto";
     maxGradNorm: number;
     weightDecay: number;
+    /** The rollouts' sampling temperature (the trainer's log-probs divide the logits by it). */
+    temperature: number;
   };
 };
 
@@ -153,8 +155,10 @@ async function trainStep(ctx: LoopContext, s: LoopSettings, step: number): Promi
   }
   const r = await ctx.trainer.step(seqs, s.step);
   const training_s = (performance.now() - tT) / 1000;
+  for (const k of r.skippedSequences) ctx.log(`step ${step}: ${k.message}`);
   return {
     ...base,
+    sequences_skipped: r.skippedSequences.length,
     loss: r.loss,
     kl: r.kl,
     grad_norm: Number.isFinite(r.gradNorm) ? r.gradNorm : null,

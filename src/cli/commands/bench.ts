@@ -107,7 +107,10 @@ const TrainCliSchema = z.object({
   seqs: z.coerce.number().int().positive(),
   promptTokens: z.coerce.number().int().positive(),
   completionTokens: z.coerce.number().int().positive(),
-  microBatch: z.coerce.number().int().positive(),
+  microBatch: z.union([z.literal("auto"), z.coerce.number().int().positive()], {
+    message: "--micro-batch: auto or a positive integer",
+  }),
+  trainMemory: z.coerce.number().positive().optional(),
   repeats: z.coerce.number().int().positive(),
   warmup: z.coerce.number().int().nonnegative(),
   gradModes: z
@@ -137,7 +140,12 @@ function registerTrain(group: Command): void {
     .option("--seqs <n>", "sequences per step (without --cases)", "2")
     .option("--prompt-tokens <n>", "prompt tokens per sequence (without --cases)", "32")
     .option("--completion-tokens <n>", "completion tokens per sequence (without --cases)", "32")
-    .option("--micro-batch <n>", "sequences per micro-batch", "2")
+    .option(
+      "--micro-batch <n>",
+      "sequences per micro-batch: auto (the memory plan picks) or an upper bound",
+      "auto",
+    )
+    .option("--train-memory <GiB>", "the trainer's memory budget (default: what is free when it opens)")
     .option("--repeats <n>", "timed repeats after the warm-up (medians reported)", "3")
     .option("--warmup <n>", "untimed steps before the timed ones", "1")
     .option("--grad-modes <list>", "gradient through frozen weights: transpose,outprod", "transpose,outprod")
@@ -147,9 +155,10 @@ function registerTrain(group: Command): void {
     .action(async (raw: Record<string, unknown>) => {
       const opts = parseBenchOptions(TrainCliSchema, raw, "train");
       const { runTrainBench, formatTrainTable, parseBatchCases } = await import("../../../bench/train.js");
-      const { cases, seqs, promptTokens, completionTokens, ...rest } = opts;
+      const { cases, seqs, promptTokens, completionTokens, trainMemory, ...rest } = opts;
       const r = await runTrainBench({
         ...rest,
+        trainMemoryGiB: trainMemory,
         cases: cases ? parseBatchCases(cases) : [{ seqs, promptTokens, completionTokens }],
       });
       process.stdout.write(

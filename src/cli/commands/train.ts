@@ -4,7 +4,13 @@ import { openTask } from "../../cat/task.js";
 import { formatJsonlError } from "../../data/jsonl.js";
 import { type PromptRow, readPromptRows } from "../../data/prompt-rows.js";
 import { RUN_FILES } from "../../rl/records.js";
-import { parseTargets, readConfigFile, TRAIN_DEFAULTS, TrainArgsSchema } from "../../rl/train-config.js";
+import {
+  parseTargets,
+  readConfigFile,
+  TRAIN_DEFAULTS,
+  TrainArgsSchema,
+  trainingTemperature,
+} from "../../rl/train-config.js";
 import { trainLoop } from "../../rl/train-loop.js";
 import {
   initialState,
@@ -46,9 +52,13 @@ export function register(program: Command): void {
     .option("--beta <x>", "KL coefficient to the base policy (the paper: 1e-3)", TRAIN_DEFAULTS.beta)
     .option("--clip-eps <x>", "PPO clip epsilon", TRAIN_DEFAULTS.clipEps)
     .option(
-      "--micro-batch <n>",
-      "sequences per micro-batch (gradient accumulation)",
+      "--micro-batch <n|auto>",
+      "sequences per micro-batch (gradient accumulation); auto: as many as the memory plan fits",
       TRAIN_DEFAULTS.microBatch,
+    )
+    .option(
+      "--train-memory <GiB>",
+      "memory the trainer may use (default: what is free when it opens; GPU: the device's free memory)",
     )
     .option("--max-grad-norm <x>", "gradient-norm clip (0 = off)", TRAIN_DEFAULTS.maxGradNorm)
     .option("--weight-decay <x>", "AdamW weight decay", TRAIN_DEFAULTS.weightDecay)
@@ -107,8 +117,11 @@ export function register(program: Command): void {
         threads: rt.threads,
         seed: rt.seed,
         lora,
+        ...(args.trainMemory ? { trainMemory: args.trainMemory * 2 ** 30 } : {}),
         resumeFrom: state.checkpoint ? path.join(args.out, state.checkpoint) : undefined,
       });
+      for (const note of trainer.notes) process.stderr.write(`trainer: ${note}\n`);
+      const step = stepOptions(args, trainingTemperature(settings.sampling.temperature));
       try {
         if (!resuming) {
           const models = await modelRecords([
@@ -123,7 +136,15 @@ export function register(program: Command): void {
                 kind: "catrl-train",
                 version: 1,
                 created: new Date().toISOString(),
-                config: { options, resolved: { ...settings, lora, step: stepOptions(args) } },
+                config: {
+                  options,
+                  resolved: {
+                    ...settings,
+                    lora,
+                    step,
+                    trainer: { memoryBudgetBytes: trainer.memoryBudget, gradMode: trainer.gradMode },
+                  },
+                },
                 seeds: { base: rt.seed },
                 models,
                 versions: versions(),
@@ -154,7 +175,7 @@ export function register(program: Command): void {
             promptsPerStep: args.promptsPerStep,
             evalEvery: args.evalEvery,
             keepAdapters: args.keepAdapters,
-            step: stepOptions(args),
+            step,
           },
           state,
         );
@@ -173,15 +194,19 @@ export function register(program: Command): void {
   });
 }
 
-function stepOptions(a: {
-  lr: number;
-  beta: number;
-  clipEps: number;
-  microBatch: number;
-  maxGradNorm: number;
-  weightDecay: number;
-}) {
+function stepOptions(
+  a: {
+    lr: number;
+    beta: number;
+    clipEps: number;
+    microBatch: number | "auto";
+    maxGradNorm: number;
+    weightDecay: number;
+  },
+  temperature: number,
+) {
   return {
+    temperature,
     lr: a.lr,
     beta: a.beta,
     clipEps: a.clipEps,

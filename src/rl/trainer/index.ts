@@ -31,6 +31,20 @@ import { z } from "zod";
 import { UserError } from "../../util/errors.js";
 import { readCheckpoint, writeCheckpoint } from "./checkpoint.js";
 import {
+  activationBytes,
+  availableMemoryBytes,
+  computeBytes,
+  type FixedMemory,
+  gib,
+  groupMicroBatches,
+  headChunkFor,
+  PLAN_GRAIN,
+  type PlanSizes,
+  PlanSizesSchema,
+  type StepPlan,
+  workBytes,
+} from "./memory-plan.js";
+import {
   AccumulateResultSchema,
   AdamWResultSchema,
   cpuLibDir,
@@ -47,9 +61,10 @@ import {
   nativeAvailability,
   nativeModule,
 } from "./native.js";
-import { chunks, lossInputs, packBatch, stepStats, type TokenSeq } from "./pack.js";
+import { lossInputs, packBatch, stepStats, type TokenSeq } from "./pack.js";
 import { kaimingUniformA, TrainerRng } from "./rng.js";
 
+export type { MicroBatchPlan, StepPlan } from "./memory-plan.js";
 export type { TokenSeq } from "./pack.js";
 
 export const LORA_TARGETS = ["q", "k", "v", "o", "gate", "up", "down"] as const;
@@ -73,6 +88,22 @@ export const TrainerOptionsSchema = z.object({
    * bench/train.ts for the measured difference (transpose is the faster on CPU).
    */
   gradMode: z.enum(["transpose", "outprod"]).default("transpose"),
+  /**
+   * Bytes the trainer may use (weights, transposed copies, LoRA state, activations, compute buffers);
+   * default: the memory free when it opens (CPU: MemAvailable; CUDA: the GPU's free memory). The
+   * memory plan (memory-plan.ts) sizes micro-batches to it, falls back from "transpose" to "outprod"
+   * when the transposed copies do not fit, and leaves out a sequence that cannot fit even alone.
+   */
+  trainMemory: z.number().positive().optional(),
+  /**
+   * "layers" (default): a no-grad forward keeps each layer's input, the backward recomputes one layer
+   * at a time, the output head runs over chunks of positions; memory is bounded by one layer.
+   * "whole": one graph for the whole model (every layer's activations and the full [n_vocab x N]
+   * head alive at once); kept to check the layer-by-layer gradients against.
+   */
+  graph: z.enum(["layers", "whole"]).default("layers"),
+  /** Output-head positions per chunk (tests, tuning); default HEAD_CHUNK_BYTES / (4 n_vocab). */
+  headChunk: z.number().int().positive().optional(),
   adamw: z
     .object({ beta1: z.number().min(0).lt(1), beta2: z.number().min(0).lt(1), eps: z.number().positive() })
     .default({ beta1: 0.9, beta2: 0.999, eps: 1e-8 }),
@@ -86,17 +117,28 @@ export const StepOptionsSchema = z.object({
   beta: z.number().nonnegative(),
   clipEps: z.number().positive(),
   /**
-   * Sequences per forward/backward graph; gradients accumulate across micro-batches. Sequences in a
-   * micro-batch are padded to the longest, and the graph keeps every layer's attention
-   * probabilities for the backward pass: about 4 * n_head * S * Tm^2 bytes per layer (no flash
-   * attention / checkpointing), so use 1-2 for sequences of ~1000 tokens and more.
+   * Sequences per micro-batch (gradients accumulate across micro-batches; sequences in one are padded
+   * to the longest). "auto" (default): as many as the memory plan fits, up to AUTO_MAX_SEQS sequences
+   * and AUTO_MAX_ROWS rows. A number is an upper bound: the plan still splits what does not fit.
    */
-  microBatch: z.number().int().positive(),
+  microBatch: z.union([z.number().int().positive(), z.literal("auto")]).default("auto"),
+  /**
+   * The temperature the rollouts were sampled at: the policy's log-probs (ratio and KL alike) are of
+   * softmax(logits / temperature), as TRL's GRPOTrainer computes them. Default 1 (raw logits).
+   */
+  temperature: z.number().positive().default(1),
   /** 0 disables clipping. */
   maxGradNorm: z.number().nonnegative(),
   weightDecay: z.number().nonnegative(),
 });
-export type StepOptions = z.infer<typeof StepOptionsSchema>;
+export type StepOptions = z.input<typeof StepOptionsSchema>;
+
+/**
+ * graph "whole" keeps every node of the model's forward and backward in one graph; at 1,088 rows on
+ * the Qwen3-0.6B shape ggml's allocator aborts ("out of free blocks"), so it is refused above this.
+ */
+export const WHOLE_GRAPH_MAX_ROWS = 576;
+type StepOpts = z.infer<typeof StepOptionsSchema>;
 
 const TokenIds = z.array(z.number().int().nonnegative());
 const StepSeqSchema = z.object({
@@ -124,6 +166,16 @@ export interface StepResult {
   ms: number;
   /** Applied updates so far (the AdamW step count). */
   step: number;
+  /**
+   * Sequences left out because they cannot fit the memory budget even alone, each with its one-line
+   * message (length and budget); the step went on without them.
+   */
+  skippedSequences: { index: number; tokens: number; message: string }[];
+  /** The memory plan the step ran under (micro-batches, predicted peak RSS). */
+  plan: StepPlan;
+  /** Of ms: building + allocating graphs vs computing them (both summed over every pass). */
+  graphMs: number;
+  computeMs: number;
 }
 
 /**
@@ -147,6 +199,7 @@ function parse<T>(schema: z.ZodType<T>, value: unknown, what: string): T {
 export class Trainer {
   private queue: Promise<unknown> = Promise.resolve();
   private disposed = false;
+  private readonly planCache = new Map<string, PlanSizes>();
 
   /** @internal use openTrainer */
   constructor(
@@ -156,11 +209,21 @@ export class Trainer {
     private rng: TrainerRng,
     private applied: number,
     private skippedSteps: number,
+    /** Bytes the trainer may use (TrainerOptions.trainMemory or what was free at open). */
+    readonly memoryBudget: number,
+    private readonly baseRss: number,
+    /** Decisions the memory plan took at open, one line each (e.g. the out_prod fallback). */
+    readonly notes: string[],
   ) {}
 
   /** Applied updates so far. */
   get stepCount(): number {
     return this.applied;
+  }
+
+  /** How the gradient crosses frozen weights now (the plan may have fallen back to outprod). */
+  get gradMode(): "transpose" | "outprod" {
+    return this.memory().gradMode;
   }
 
   // The addon runs one operation at a time; calls queue here so callers may overlap them freely.
@@ -182,36 +245,167 @@ export class Trainer {
         throw new UserError(`sequence ${i}: token id ${t} is outside the vocabulary (${this.info.nVocab})`);
   }
 
-  /** Log-probabilities of each completion token (one Float32Array per sequence). */
-  logprobs(seqs: TokenSeq[], opts: { lora: boolean; microBatch?: number }): Promise<Float32Array[]> {
+  private get whole(): boolean {
+    return this.options.graph === "whole";
+  }
+
+  private get headChunk(): number {
+    return this.whole ? 0 : (this.options.headChunk ?? headChunkFor(this.info.nVocab));
+  }
+
+  // Graph sizes grow with rows and targets, so planning at both rounded up to PLAN_GRAIN is a slight
+  // over-estimate that lets one measurement serve many nearby shapes (a step plans every grouping it tries).
+  private planSizes(rowsPerSeq: number, nSeq: number, targets: number, withKl: boolean): PlanSizes {
+    const up = (n: number) => Math.ceil(n / PLAN_GRAIN) * PLAN_GRAIN;
+    const tm = up(rowsPerSeq);
+    const t = this.whole ? up(targets) : Math.min(up(targets), this.headChunk);
+    const key = `${tm}x${nSeq}x${t}x${withKl}`;
+    let p = this.planCache.get(key);
+    if (!p) {
+      p = PlanSizesSchema.parse(
+        this.native.plan({
+          rows: tm * nSeq,
+          nSeq,
+          targets: t,
+          headChunk: this.headChunk,
+          withKl,
+          whole: this.whole,
+        }),
+      );
+      this.planCache.set(key, p);
+    }
+    return p;
+  }
+
+  private fixedMemory(): FixedMemory {
+    const m = this.memory();
+    const params = this.info.lora.reduce((a, t) => a + (t.nIn + t.nOut) * this.options.lora.rank, 0);
+    return {
+      weights: m.weights,
+      transposed: m.transposed,
+      lora: m.lora + 8 * 4 * params,
+      baseRss: this.baseRss,
+      loadScratch: m.transposed > 0 ? m.transposeScratch : 0,
+    };
+  }
+
+  /**
+   * The memory plan for a step over `seqs` (withGrad, the default) or a logprobs call: the
+   * micro-batches, the sequences left out, the predicted peak RSS. Synchronous and cheap (graphs are
+   * built and measured, nothing is computed or allocated); step() and logprobs() run under it.
+   */
+  memoryPlan(
+    seqs: TokenSeq[],
+    o: { microBatch?: number | "auto"; withGrad?: boolean; withKl?: boolean } = {},
+  ): StepPlan {
+    const withGrad = o.withGrad ?? true;
+    const withKl = o.withKl ?? false;
+    if (this.whole) {
+      const rows = Math.max(0, ...seqs.map((s) => s.prompt.length + s.completion.length - 1));
+      if (rows > WHOLE_GRAPH_MAX_ROWS)
+        throw new UserError(
+          `graph "whole" takes sequences of at most ${WHOLE_GRAPH_MAX_ROWS + 1} tokens (this one: ${rows + 1}); beyond, ggml's allocator can run out of free blocks: use graph "layers"`,
+        );
+    }
+    const fixed = this.fixedMemory();
+    const fixedBytes = fixed.weights + fixed.transposed + fixed.lora;
+    const d = this.info;
+    const allocated = this.memory().compute;
+    const size = (rowsPerSeq: number, nSeq: number, targets: number) => {
+      const rows = rowsPerSeq * nSeq;
+      const p = this.planSizes(rowsPerSeq, nSeq, targets, withKl);
+      return {
+        activations: this.whole ? 0 : activationBytes(d, rows, targets, withGrad, this.headChunk),
+        // the allocator's buffer only grows: what an earlier, larger graph took stays allocated
+        compute: Math.max(allocated, computeBytes(p, withGrad, this.whole)) + workBytes(d, rows),
+      };
+    };
+    const room = this.memoryBudget - fixedBytes;
+    const { batches, skipped } = groupMicroBatches(
+      seqs.map((s) => ({ rows: s.prompt.length + s.completion.length - 1, targets: s.completion.length })),
+      { cap: o.microBatch ?? "auto", room, size },
+    );
+    const perMicroBatch = Math.max(0, ...batches.map((b) => b.activations + b.compute));
+    const trainerBytes = fixedBytes + perMicroBatch;
+    const loadPeak = fixed.weights + fixed.transposed + fixed.loadScratch;
+    return {
+      budget: this.memoryBudget,
+      fixed,
+      microBatches: batches,
+      skipped: skipped.map((x) => {
+        const tokens = seqs[x.index].prompt.length + seqs[x.index].completion.length;
+        return {
+          index: x.index,
+          tokens,
+          needs: fixedBytes + x.needs,
+          message: `sequence ${x.index} (${tokens} tokens) needs ${gib(fixedBytes + x.needs)} to ${withGrad ? "train" : "score"}, over the trainer's memory budget of ${gib(this.memoryBudget)} (--train-memory); left out of this step`,
+        };
+      }),
+      perMicroBatch,
+      trainerBytes,
+      predictedPeakRss: fixed.baseRss + Math.max(trainerBytes, loadPeak),
+      headChunk: this.headChunk,
+    };
+  }
+
+  /** @internal the plan's cached graph sizes, stale once the grad mode changes */
+  forgetPlans(): void {
+    this.planCache.clear();
+  }
+
+  private batchExtras(temperature: number) {
+    return { temperature, whole: this.whole, headChunk: this.headChunk };
+  }
+
+  /**
+   * Log-probabilities of each completion token (one Float32Array per sequence), of
+   * softmax(logits / temperature) (default 1). A sequence that cannot fit the memory budget even
+   * alone is refused with one line naming its length and the budget.
+   */
+  logprobs(
+    seqs: TokenSeq[],
+    opts: { lora: boolean; microBatch?: number | "auto"; temperature?: number },
+  ): Promise<Float32Array[]> {
     const parsed = parse(z.array(SeqSchema), seqs, "logprobs");
     parsed.forEach((s, i) => {
       this.checkSeq(s, i);
     });
-    return this.serial(() => this.logprobsUnqueued(parsed, opts.lora, opts.microBatch ?? 8));
+    const temperature = parse(z.number().positive().default(1), opts.temperature, "logprobs temperature");
+    return this.serial(async () => {
+      const r = await this.logprobsUnqueued(parsed, opts.lora, opts.microBatch ?? "auto", temperature);
+      if (r.skipped.length) throw new UserError(`logprobs: ${r.skipped[0].message}`);
+      return r.logps;
+    });
   }
 
   private async logprobsUnqueued(
     seqs: TokenSeq[],
     lora: boolean,
-    microBatch: number,
-  ): Promise<Float32Array[]> {
+    microBatch: number | "auto",
+    temperature: number,
+  ): Promise<{ logps: Float32Array[]; skipped: StepPlan["skipped"]; graphMs: number; computeMs: number }> {
     const out: Float32Array[] = seqs.map(() => new Float32Array(0));
     const todo = seqs.map((s, i) => ({ s, i })).filter((x) => x.s.completion.length > 0);
-    for (const group of chunks(todo.length, microBatch)) {
-      const items = group.map((g) => todo[g]);
-      const batch = packBatch(
-        items.map((x) => x.s),
-        this.info.nVocab,
-      );
+    const plan = this.memoryPlan(
+      todo.map((x) => x.s),
+      { microBatch, withGrad: false },
+    );
+    let graphMs = 0;
+    let computeMs = 0;
+    for (const mb of plan.microBatches) {
+      const items = mb.seqs.map((g) => todo[g]);
+      const batch = { ...packBatch(items.map((x) => x.s)), ...this.batchExtras(temperature) };
       const r = ForwardResultSchema.parse(await this.native.forward(batch, lora));
+      graphMs += r.graphMs;
+      computeMs += r.computeMs;
       let off = 0;
       for (const x of items) {
         out[x.i] = r.logp.slice(off, off + x.s.completion.length);
         off += x.s.completion.length;
       }
     }
-    return out;
+    const skipped = plan.skipped.map((k) => ({ ...k, index: todo[k.index].i }));
+    return { logps: out, skipped, graphMs, computeMs };
   }
 
   /** One GRPO update over `seqs` (see the module comment). */
@@ -228,14 +422,19 @@ export class Trainer {
   lossAndGradient(
     seqs: StepSeq[],
     opts: StepOptions,
-  ): Promise<{ loss: number; grads: z.infer<typeof GradsSchema>; logprobs: Float32Array[] }> {
+  ): Promise<{
+    loss: number;
+    grads: z.infer<typeof GradsSchema>;
+    logprobs: Float32Array[];
+    skippedSequences: StepResult["skippedSequences"];
+  }> {
     const o = parse(StepOptionsSchema, opts, "step options");
     const parsed = this.parseStepSeqs(seqs);
     return this.serial(async () => {
       const r = await this.accumulateAll(parsed, o);
       const grads = GradsSchema.parse(this.native.getGrads());
       this.native.zeroGrad();
-      return { loss: r.loss, grads, logprobs: r.logps };
+      return { loss: r.loss, grads, logprobs: r.logps, skippedSequences: r.plan.skipped };
     });
   }
 
@@ -255,36 +454,68 @@ export class Trainer {
     return parsed;
   }
 
-  /** Fills in missing old/ref log-probs, then accumulates the gradient of every micro-batch. */
+  /**
+   * Plans the step, fills in missing old/ref log-probs, then accumulates the gradient of every
+   * micro-batch. Sequences the plan leaves out take no part (nor count in the mean).
+   */
   private async accumulateAll(
     all: z.infer<typeof StepSeqSchema>[],
-    o: StepOptions,
-  ): Promise<{ loss: number; logps: Float32Array[]; seqs: z.infer<typeof StepSeqSchema>[] }> {
-    const seqs = all.filter((s) => s.completion.length > 0);
-    if (seqs.length === 0) throw new UserError("step: no completion tokens to train on");
-    // old / reference log-probs the caller did not supply, from this trainer's own forward pass
-    const needOld = seqs.filter((s) => !s.oldLogprobs);
-    if (needOld.length) {
-      const lp = await this.logprobsUnqueued(needOld, true, o.microBatch);
-      needOld.forEach((s, i) => {
-        s.oldLogprobs = lp[i];
-      });
-    }
+    o: StepOpts,
+  ): Promise<{
+    loss: number;
+    logps: Float32Array[];
+    seqs: z.infer<typeof StepSeqSchema>[];
+    plan: StepPlan;
+    graphMs: number;
+    computeMs: number;
+  }> {
     const withKl = o.beta > 0;
-    const needRef = withKl ? seqs.filter((s) => !s.refLogprobs) : [];
-    if (needRef.length) {
-      const lp = await this.logprobsUnqueued(needRef, false, o.microBatch);
-      needRef.forEach((s, i) => {
-        s.refLogprobs = lp[i];
+    const nonEmpty = all.map((s, i) => ({ s, i })).filter((x) => x.s.completion.length > 0);
+    if (nonEmpty.length === 0) throw new UserError("step: no completion tokens to train on");
+    const planned = this.memoryPlan(
+      nonEmpty.map((x) => x.s),
+      { microBatch: o.microBatch, withGrad: true, withKl },
+    );
+    const plan: StepPlan = {
+      ...planned,
+      skipped: planned.skipped.map((k) => ({
+        ...k,
+        index: nonEmpty[k.index].i,
+        message: k.message.replace(/^sequence \d+/, `sequence ${nonEmpty[k.index].i}`),
+      })),
+    };
+    const left = new Set(planned.skipped.map((k) => k.index));
+    const seqs = nonEmpty.filter((_, j) => !left.has(j)).map((x) => x.s);
+    if (seqs.length === 0) return { loss: Number.NaN, logps: [], seqs, plan, graphMs: 0, computeMs: 0 };
+    let graphMs = 0;
+    let computeMs = 0;
+    // old / reference log-probs the caller did not supply, from this trainer's own forward pass
+    const fill = async (key: "oldLogprobs" | "refLogprobs", lora: boolean) => {
+      const need = seqs.filter((s) => !s[key]);
+      if (!need.length) return;
+      const r = await this.logprobsUnqueued(need, lora, o.microBatch, o.temperature);
+      graphMs += r.graphMs;
+      computeMs += r.computeMs;
+      need.forEach((s, i) => {
+        s[key] = r.logps[i];
       });
-    }
+    };
+    await fill("oldLogprobs", true);
+    if (withKl) await fill("refLogprobs", false);
+    // the micro-batches of the plan, re-indexed to the sequences kept
+    const keptIndex = new Map<number, number>();
+    nonEmpty.forEach((_, j) => {
+      if (!left.has(j)) keptIndex.set(j, keptIndex.size);
+    });
     let loss = 0;
-    const logps: Float32Array[] = [];
+    const logps: Float32Array[] = seqs.map(() => new Float32Array(0));
     this.native.zeroGrad();
-    for (const group of chunks(seqs.length, o.microBatch)) {
-      const items = group.map((g) => seqs[g]);
+    for (const mb of planned.microBatches) {
+      const idx = mb.seqs.map((j) => keptIndex.get(j)!);
+      const items = idx.map((k) => seqs[k]);
       const batch = {
-        ...packBatch(items, this.info.nVocab),
+        ...packBatch(items),
+        ...this.batchExtras(o.temperature),
         ...lossInputs(
           items.map((s) => ({
             completionLength: s.completion.length,
@@ -296,20 +527,42 @@ export class Trainer {
         ),
       };
       const r = AccumulateResultSchema.parse(await this.native.accumulate(batch));
+      graphMs += r.graphMs;
+      computeMs += r.computeMs;
       loss += r.loss;
       let off = 0;
-      for (const s of items) {
-        logps.push(r.logp.slice(off, off + s.completion.length));
-        off += s.completion.length;
-      }
+      idx.forEach((k, n) => {
+        logps[k] = r.logp.slice(off, off + items[n].completion.length);
+        off += items[n].completion.length;
+      });
     }
-    return { loss, logps, seqs };
+    return { loss, logps, seqs, plan, graphMs, computeMs };
   }
 
-  private async stepUnqueued(all: z.infer<typeof StepSeqSchema>[], o: StepOptions): Promise<StepResult> {
+  private async stepUnqueued(all: z.infer<typeof StepSeqSchema>[], o: StepOpts): Promise<StepResult> {
     const t0 = performance.now();
-    const { loss, logps, seqs } = await this.accumulateAll(all, o);
+    const { loss, logps, seqs, plan, graphMs, computeMs } = await this.accumulateAll(all, o);
     const withKl = o.beta > 0;
+    const skippedSequences = plan.skipped.map(({ index, tokens, message }) => ({ index, tokens, message }));
+    if (seqs.length === 0) {
+      this.skippedSteps++;
+      this.native.zeroGrad();
+      return {
+        loss: Number.NaN,
+        kl: 0,
+        gradNorm: Number.NaN,
+        clipFraction: 0,
+        skipped: true,
+        reason: `every sequence is over the trainer's memory budget (${gib(this.memoryBudget)})`,
+        tokens: 0,
+        ms: performance.now() - t0,
+        step: this.applied,
+        skippedSequences,
+        plan,
+        graphMs,
+        computeMs,
+      };
+    }
     const lossFinite = Number.isFinite(loss);
     const ad = AdamWResultSchema.parse(
       await this.native.applyAdamW({
@@ -345,6 +598,10 @@ export class Trainer {
       tokens: stats.tokens,
       ms: performance.now() - t0,
       step: this.applied,
+      skippedSequences,
+      plan,
+      graphMs,
+      computeMs,
     };
   }
 
@@ -456,6 +713,9 @@ export async function openTrainer(options: TrainerOptions): Promise<Trainer> {
   }
   const Ctor = nativeModule().Trainer;
   let native: NativeTrainer;
+  // the memory plan's baseline and (CPU) default budget: before anything of the trainer is loaded
+  const baseRss = process.memoryUsage().rss;
+  const freeAtOpen = availableMemoryBytes();
   try {
     native = new Ctor({
       modelPath: o.modelPath,
@@ -465,7 +725,8 @@ export async function openTrainer(options: TrainerOptions): Promise<Trainer> {
       threads: o.threads,
       rank: o.lora.rank,
       alpha: o.lora.alpha,
-      gradMode: o.gradMode,
+      // the transposed copies are made below, once the memory plan has found room for them
+      gradMode: "outprod",
       targets: o.lora.targets,
     });
   } catch (e) {
@@ -474,32 +735,80 @@ export async function openTrainer(options: TrainerOptions): Promise<Trainer> {
     throw new UserError(/backend/i.test(msg.split(":")[0]) ? msg : `${o.modelPath}: ${msg}`, 1, { cause: e });
   }
   const info = NativeDescribeSchema.parse(native.describe());
+  let trainer: Trainer;
+  try {
+    trainer = restoreOrInit(native, info, o, ckpt, (rng, applied, skipped) => {
+      const mem = MemorySchema.parse(native.memory());
+      // CUDA: what the GPU had free before the weights and LoRA went there
+      const budget =
+        o.trainMemory ?? (o.backend === "cuda" ? mem.deviceFree + mem.weights + mem.lora : freeAtOpen);
+      return new Trainer(native, info, o, rng, applied, skipped, budget, baseRss, []);
+    });
+  } catch (e) {
+    native.dispose();
+    throw e;
+  }
+  try {
+    planAtOpen(trainer, native, o);
+  } catch (e) {
+    trainer.dispose();
+    throw e;
+  }
+  return trainer;
+}
+
+/**
+ * The transposed copies make the backward ~4x faster on CPU but double the frozen weights: keep them
+ * only when a sequence of this many tokens still trains beside them within the budget.
+ */
+export const TRANSPOSE_REFERENCE_TOKENS = 512;
+
+function planAtOpen(t: Trainer, native: NativeTrainer, o: z.infer<typeof TrainerOptionsSchema>): void {
+  const m = t.memory();
+  const fixed = m.weights + m.lora;
+  if (fixed > t.memoryBudget)
+    throw new UserError(
+      `${o.modelPath}: the weights and LoRA state need ${gib(fixed)}, over the trainer's memory budget of ${gib(t.memoryBudget)} (--train-memory)`,
+    );
+  if (o.gradMode !== "transpose") return;
+  const n = Math.min(TRANSPOSE_REFERENCE_TOKENS, o.maxSeqLen);
+  const ref = { prompt: [0], completion: Array.from({ length: n - 1 }, () => 0) };
+  const plan = t.memoryPlan([ref], { microBatch: 1, withGrad: true, withKl: true });
+  const need = plan.skipped.length ? Number.POSITIVE_INFINITY : plan.trainerBytes + m.transposedNeeded;
+  if (need > t.memoryBudget) {
+    t.notes.push(
+      `the transposed weight copy (${gib(m.transposedNeeded)}) does not fit the trainer's memory budget of ${gib(t.memoryBudget)} beside a ${n}-token sequence; the gradient through frozen weights uses out_prod (slower, less memory)`,
+    );
+    return;
+  }
+  native.enableTranspose();
+  t.forgetPlans();
+}
+
+function restoreOrInit(
+  native: NativeTrainer,
+  info: NativeDescribe,
+  o: z.infer<typeof TrainerOptionsSchema>,
+  ckpt: Awaited<ReturnType<typeof readCheckpoint>> | undefined,
+  make: (rng: TrainerRng, applied: number, skipped: number) => Trainer,
+): Trainer {
   if (ckpt) {
     const names = info.lora.map((t) => t.base).join();
     if (
       ckpt.meta.tensors.map((t) => t.base).join() !== names ||
       ckpt.meta.model.arch !== info.arch ||
       ckpt.meta.model.bytes !== statSync(o.modelPath).size
-    ) {
-      native.dispose();
+    )
       throw new UserError(
         `${o.resumeFrom}: checkpoint was made for a different model (${ckpt.meta.model.path}, ${ckpt.meta.model.bytes} bytes)`,
       );
-    }
     native.setState(ckpt.state);
-    return new Trainer(
-      native,
-      info,
-      o,
-      new TrainerRng(ckpt.meta.rngState),
-      ckpt.meta.step,
-      ckpt.meta.skippedSteps,
-    );
+    return make(new TrainerRng(ckpt.meta.rngState), ckpt.meta.step, ckpt.meta.skippedSteps);
   }
   const rng = new TrainerRng(o.seed);
   const a = info.lora.map((t) => kaimingUniformA(rng, t.nIn, o.lora.rank));
   native.setState({ a });
-  return new Trainer(native, info, o, rng, 0, 0);
+  return make(rng, 0, 0);
 }
 
 export type { NativeState as TrainerState } from "./native.js";

@@ -32,10 +32,16 @@ export const NativeDescribeSchema = z.object({
 export type NativeDescribe = z.infer<typeof NativeDescribeSchema>;
 
 export const f32 = z.custom<Float32Array>((v) => v instanceof Float32Array, "expected a Float32Array");
-export const ForwardResultSchema = z.object({ logp: f32, ms: z.number() });
+export const ForwardResultSchema = z.object({
+  logp: f32,
+  ms: z.number(),
+  /** Of ms: building and allocating graphs (the layer-by-layer pass builds one per layer), and computing. */
+  graphMs: z.number(),
+  computeMs: z.number(),
+});
 // loss and gradient norm may be NaN or infinite: such steps are reported as skipped, not rejected
 const anyNumber = z.custom<number>((v) => typeof v === "number", "expected a number");
-export const AccumulateResultSchema = z.object({ loss: anyNumber, logp: f32, ms: z.number() });
+export const AccumulateResultSchema = ForwardResultSchema.extend({ loss: anyNumber });
 export const AdamWResultSchema = z.object({ gradNorm: anyNumber, applied: z.boolean() });
 export const NativeStateSchema = z.object({
   a: z.array(f32),
@@ -52,6 +58,14 @@ export const MemorySchema = z.object({
   transposed: z.number(),
   lora: z.number(),
   compute: z.number(),
+  /** What the transposed copies take (or would take, when gradMode is outprod). */
+  transposedNeeded: z.number(),
+  gradMode: z.enum(["transpose", "outprod"]),
+  /** Host scratch while the transposed copies are made (load-time peak). */
+  transposeScratch: z.number(),
+  /** The backend device's free / total memory as ggml reports it (CUDA: the GPU's). */
+  deviceFree: z.number(),
+  deviceTotal: z.number(),
 });
 
 /** A packed micro-batch as the addon takes it (see pack.ts). */
@@ -61,7 +75,14 @@ export interface NativeBatch {
   /** Sequences in the batch; tokens holds nSeq * Tm rows (each sequence padded to Tm). */
   nSeq: number;
   outRows: Int32Array;
-  flatIdx: Int32Array;
+  /** The token each of outRows predicts. */
+  targets: Int32Array;
+  /** Sampling temperature: log-probs are of softmax(logits / temperature). Default 1. */
+  temperature?: number;
+  /** One graph for the whole model instead of layer by layer (tests, comparisons). */
+  whole?: boolean;
+  /** Target positions per output-head graph (0 or absent: all at once). */
+  headChunk?: number;
   old?: Float32Array;
   negAdvW?: Float32Array;
   clipC?: Float32Array;
@@ -103,6 +124,17 @@ export interface NativeTrainer {
   exportAdapter(path: string): void;
   setThreads(n: number): void;
   memory(): unknown;
+  /** Compute-buffer bytes of each graph of one micro-batch (see PlanSizesSchema). */
+  plan(o: {
+    rows: number;
+    nSeq: number;
+    targets: number;
+    headChunk: number;
+    withKl: boolean;
+    whole: boolean;
+  }): unknown;
+  /** Makes the transposed weight copies and switches to gradMode transpose. */
+  enableTranspose(): void;
   dispose(): void;
 }
 

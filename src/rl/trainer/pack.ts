@@ -13,13 +13,13 @@ export interface TokenSeq {
  * tokens and padding are never targets (masked from the loss). Attention is per sequence and
  * causal, so padding (after the real tokens) is never attended to by them.
  */
-export function packBatch(seqs: TokenSeq[], nVocab: number): NativeBatch {
+export function packBatch(seqs: TokenSeq[]): NativeBatch {
   const Tm = Math.max(...seqs.map((s) => s.prompt.length + s.completion.length - 1));
   const N = seqs.reduce((a, s) => a + s.completion.length, 0);
   const tokens = new Int32Array(Tm * seqs.length);
   const pos = new Int32Array(Tm * seqs.length);
   const outRows = new Int32Array(N);
-  const flatIdx = new Int32Array(N);
+  const targets = new Int32Array(N);
   let n = 0;
   seqs.forEach((s, si) => {
     const fed = s.prompt.concat(s.completion.slice(0, -1));
@@ -31,18 +31,11 @@ export function packBatch(seqs: TokenSeq[], nVocab: number): NativeBatch {
     }
     s.completion.forEach((tok, j) => {
       outRows[n] = base + s.prompt.length - 1 + j;
-      flatIdx[n] = n * nVocab + tok;
+      targets[n] = tok;
       n++;
     });
   });
-  return { tokens, pos, nSeq: seqs.length, outRows, flatIdx };
-}
-
-/** Splits indices 0..n-1 into consecutive groups of at most `size`. */
-export function chunks(n: number, size: number): number[][] {
-  const out: number[][] = [];
-  for (let i = 0; i < n; i += size) out.push(Array.from({ length: Math.min(size, n - i) }, (_, k) => i + k));
-  return out;
+  return { tokens, pos, nSeq: seqs.length, outRows, targets };
 }
 
 export interface LossSeq {
