@@ -26,7 +26,7 @@ export const TrainArgsSchema = z.object({
   beta: num(0),
   clipEps: num(0),
   /** "auto" (the trainer's memory plan decides) or an upper bound. */
-  microBatch: z.union([z.literal("auto"), int(1)]),
+  microBatch: z.union([z.literal("auto"), int(1)], { error: "expected a positive integer or auto" }),
   /** GiB the trainer may use (default: the memory free when it opens). */
   trainMemory: num(0).positive().optional(),
   maxGradNorm: num(0),

@@ -9,18 +9,21 @@
  * // sequences: prompt token ids as fed to the model (BOS included) + completion token ids
  * const lp = await t.logprobs(seqs, { lora: true });     // Float32Array per sequence, one per completion token
  * const r = await t.step(seqs.map((s, i) => ({ ...s, advantage: adv[i] })),
- *                        { lr: 1e-4, beta: 0.01, clipEps: 0.2, microBatch: 4, maxGradNorm: 1, weightDecay: 0 });
+ *                        { lr: 1e-4, beta: 0.01, clipEps: 0.2, maxGradNorm: 1, weightDecay: 0, temperature: 0.7 });
+ * // r.skippedSequences: what the memory plan left out (one line each); r.plan.predictedPeakRss
+ * const plan = t.memoryPlan(seqs);                       // the same plan without running anything
  * const file = await t.exportVersion(dir);               // new llama.cpp LoRA GGUF per version
  * await t.saveCheckpoint(ckptDir);                       // openTrainer({ ..., resumeFrom: ckptDir })
  * t.dispose();
  * ```
  *
- * Loss per step (GRPO, one update per batch): for sequence i with advantage A_i and completion
- * tokens j, r_ij = exp(logp_ij - old_ij), L = mean_i mean_j [ -min(r A, clip(r, 1-eps, 1+eps) A)
+ * Loss per step (GRPO, one update per batch): with logp the log-probs of softmax(logits / temperature)
+ * (the rollouts' sampling temperature), for sequence i with advantage A_i and completion tokens j, r_ij = exp(logp_ij - old_ij), L = mean_i mean_j [ -min(r A, clip(r, 1-eps, 1+eps) A)
  * + beta * (exp(ref - logp) - (ref - logp) - 1) ]. Prompt tokens are masked. `old` defaults to the
  * trainer's own log-probs under the current adapter (ratio 1 on the first update of a batch), `ref`
  * to the base with LoRA off; both are computed by the trainer when not given, because node-llama-cpp's
- * quantized kernels differ from the trainer's by up to ~3e-2 nats. Micro-batches accumulate gradients;
+ * quantized kernels differ from the trainer's by up to ~3e-2 nats. Micro-batches (sized by the memory
+ * plan, memory-plan.ts; computed layer by layer, native/README.md) accumulate gradients;
  * then global-norm clipping and AdamW. A step whose loss or gradient norm is not finite is reported
  * with skipped: true and not applied (parameters and moments unchanged).
  */
