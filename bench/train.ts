@@ -34,7 +34,15 @@ import { machineInfo, modelInfo, versions } from "./rollouts/machine.js";
 
 export const DEFAULT_TRAIN_BENCH_PRESET = "qwen3-0.6b";
 /** Presets `--preset` offers (the shapes the targets are stated on, plus the small test ones). */
-export const TRAIN_BENCH_PRESETS = ["tiny", "85m", "qwen3-0.6b", "qwen3-4b", "llama-3.1-8b"] as const;
+export const TRAIN_BENCH_PRESETS = [
+  "tiny",
+  "85m",
+  "qwen3-0.6b",
+  "qwen3-4b",
+  "llama-3.1-8b",
+  "gemma3-tiny",
+  "gemma3-4b",
+] as const;
 const MODEL_SEED = 1;
 
 export const BatchCaseSchema = z.object({

@@ -56,13 +56,38 @@ def build_config(shape):
         use_cache=False,
     )
     arch = shape["arch"]
+    if arch == "gemma3":
+        return gemma3_config(shape, common)
     if arch == "qwen3":
         return transformers.Qwen3Config(**common)
     if arch == "qwen2":
         return transformers.Qwen2Config(**common)
     if arch == "llama":
         return transformers.LlamaConfig(**common)
-    raise SystemExit(f"peft_step.py: --shape arch: unsupported architecture {arch!r} (llama, qwen2, qwen3)")
+    raise SystemExit(f"peft_step.py: --shape arch: unsupported architecture {arch!r} (llama, qwen2, qwen3, gemma3)")
+
+
+def gemma3_config(shape, common):
+    # The same model as llama.cpp's gemma3 reads from the GGUF catrl model make writes: every
+    # sliding_window_pattern-th layer global (linear RoPE scaling there), the others local with their own base.
+    common = {k: v for k, v in common.items() if k != "rope_theta"}
+    pattern = shape.get("sliding_window_pattern", 6)
+    layer_types = [
+        "full_attention" if i % pattern == pattern - 1 else "sliding_attention" for i in range(shape["n_layer"])
+    ]
+    full = {"rope_type": "default", "rope_theta": shape["rope_freq_base"]}
+    if shape.get("rope_scale_linear"):
+        full = {"rope_type": "linear", "factor": shape["rope_scale_linear"], "rope_theta": shape["rope_freq_base"]}
+    local = {"rope_type": "default", "rope_theta": shape.get("rope_freq_base_swa", 10000.0)}
+    return transformers.Gemma3TextConfig(
+        **common,
+        sliding_window=shape.get("sliding_window", 4096),
+        layer_types=layer_types,
+        query_pre_attn_scalar=shape["head_dim"],
+        rope_parameters={"full_attention": full, "sliding_attention": local},
+        final_logit_softcapping=None,
+        attn_logit_softcapping=None,
+    )
 
 
 def token_ids(seqs, prompt_tokens, completion_tokens, n_vocab):

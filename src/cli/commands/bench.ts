@@ -96,8 +96,8 @@ function registerRollouts(group: Command): void {
 const TrainCliSchema = z.object({
   model: z.string().optional(),
   preset: z
-    .enum(["tiny", "85m", "qwen3-0.6b", "qwen3-4b", "llama-3.1-8b"], {
-      message: "--preset: tiny, 85m, qwen3-0.6b, qwen3-4b, llama-3.1-8b",
+    .enum(["tiny", "85m", "qwen3-0.6b", "qwen3-4b", "llama-3.1-8b", "gemma3-tiny", "gemma3-4b"], {
+      message: "--preset: tiny, 85m, qwen3-0.6b, qwen3-4b, llama-3.1-8b, gemma3-tiny, gemma3-4b",
     })
     .optional(),
   backend: z.enum(["cpu", "cuda"], { message: "--backend: cpu, cuda" }),
