@@ -21,6 +21,7 @@ import {
   ModelShapeSchema,
   writeRandomModel,
 } from "../src/modelgen/index.js";
+import { resolveTokenizerPath } from "../src/modelgen/tokenizer.js";
 
 const STORIES = path.resolve(__dirname, "../../shared/models/stories260K.gguf");
 const haveStories = existsSync(STORIES);
@@ -126,6 +127,8 @@ describe("parameter counts of the real shapes (computed, not written)", () => {
     expect(count("qwen3-0.6b") / 1e9).toBeCloseTo(0.596, 2);
     expect(count("qwen3-4b") / 1e9).toBeCloseTo(4.02, 1);
     expect(count("llama-3.1-8b") / 1e9).toBeCloseTo(8.03, 1);
+    // Gemma-3-4B's language model is 3.88B (the 4.3B includes the vision tower); 262,144 vs 262,208 tokens
+    expect(count("gemma3-4b") / 1e9).toBeCloseTo(3.88, 1);
     expect(count("85m") / 1e6).toBeGreaterThan(80);
     expect(count("85m") / 1e6).toBeLessThan(90);
   });
@@ -206,6 +209,39 @@ describe.skipIf(!haveStories)("random models in llama.cpp (needs shared/models/s
       expect((await generate(r.path)).length).toBeGreaterThan(0);
     });
   }
+
+  it("gemma3-tiny carries the keys and tensors llama.cpp's gemma3 loader reads, and generates", async () => {
+    const r = await writeRandomModel({
+      preset: "gemma3-tiny",
+      type: "q8_0",
+      seed: 3,
+      out: path.join(tmp, "gemma3-tiny.gguf"),
+    });
+    const h = await readGgufHeader(r.path);
+    const key = (k: string) => h.kv.get(`gemma3.${k}`)?.value;
+    expect(key("attention.sliding_window")).toBe(16);
+    expect(key("attention.sliding_window_pattern")).toBe(6);
+    expect(key("rope.freq_base_swa")).toBe(10000);
+    expect(key("rope.freq_base")).toBe(1e6);
+    expect(key("rope.scaling.factor")).toBe(8);
+    const names = h.tensors.map((t) => t.name);
+    for (const n of ["post_attention_norm", "post_ffw_norm", "attn_q_norm", "attn_k_norm"])
+      expect(names).toContain(`blk.5.${n}.weight`);
+    expect(names.includes("output.weight")).toBe(false);
+    expect((await generate(r.path)).length).toBeGreaterThan(0);
+  });
+
+  it("a gemma3 model with the bundled Gemma tokenizer (the gemma3-4b preset's) loads and generates", async () => {
+    const r = await writeRandomModel({
+      shape: MODEL_PRESETS["gemma3-tiny"].shape,
+      type: "q8_0",
+      seed: 4,
+      tokenizerFrom: await resolveTokenizerPath(MODEL_PRESETS["gemma3-4b"].tokenizer),
+      out: path.join(tmp, "gemma3-gemma-tok.gguf"),
+    });
+    expect(r.shape.n_vocab).toBe(MODEL_PRESETS["gemma3-4b"].n_vocab);
+    expect((await generate(r.path)).length).toBeGreaterThan(0);
+  }, 120_000);
 
   it("is deterministic in the seed and copies the tokenizer with its types", async () => {
     const progress: number[] = [];

@@ -107,7 +107,7 @@ describe.skipIf(!hasStories)(
       const err = await openTrainer({ modelPath: file, threads: 1, lora: LORA }).catch((e) => e);
       expect(err).toBeInstanceOf(UserError);
       expect(err.message).toMatch(
-        /unsupported architecture 'gemma' \(the trainer supports: llama, qwen2, qwen3\)/,
+        /unsupported architecture 'gemma' \(the trainer supports: llama, qwen2, qwen3, gemma3\)/,
       );
     });
   },

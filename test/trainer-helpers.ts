@@ -78,7 +78,7 @@ export async function llamaLogprobs(
 export async function generatedModel(
   dir: string,
   opts: {
-    arch: "llama" | "qwen2" | "qwen3";
+    arch: "llama" | "qwen2" | "qwen3" | "gemma3";
     type: "f32" | "f16" | "q8_0";
     seed: number;
     tied?: boolean;
@@ -103,6 +103,8 @@ export async function generatedModel(
         rms_eps: 1e-6,
         context_length: 256,
         tied_embeddings: opts.tied ?? false,
+        // gemma3: layers 0 and 1 local (window 8, their own RoPE base), layer 2 global (linear RoPE scaling)
+        ...(opts.arch === "gemma3" ? GEMMA3_TEST_SHAPE : {}),
       },
       type: opts.type,
       seed: opts.seed,
@@ -115,6 +117,17 @@ export async function generatedModel(
     convertModel({ input: raw, output: out, type: opts.convertTo, noise: opts.noise ?? 0, seed: opts.seed });
   return out;
 }
+
+/** The sliding window of generated gemma3 models: shorter than the parity and training sequences. */
+export const GEMMA3_TEST_WINDOW = 8;
+const GEMMA3_TEST_SHAPE = {
+  n_layer: 3,
+  sliding_window: GEMMA3_TEST_WINDOW,
+  sliding_window_pattern: 3,
+  rope_freq_base: 1e6,
+  rope_freq_base_swa: 10000,
+  rope_scale_linear: 8,
+} as const;
 
 /** Deterministic pseudo-random floats in [-scale, scale). */
 export function noise(n: number, seed: number, scale: number): Float32Array {

@@ -3,6 +3,7 @@ import path from "node:path";
 import { describe, expect, it } from "vitest";
 import { openTrainer, trainerAvailability } from "../src/rl/trainer/index.js";
 import {
+  GEMMA3_TEST_WINDOW,
   generatedModel,
   hasStories,
   llama,
@@ -88,6 +89,7 @@ async function parity(modelPath: string, rank: number, bScale: number, seed: num
         shift: maxAbsDiff(withLora, base),
         packedVsAlone: maxAbsDiff(packed, base),
         tokens: seqs.reduce((a, s) => a + s.completion.length, 0),
+        longest: Math.max(...seqs.map((s) => s.prompt.length + s.completion.length)),
       };
     } finally {
       t.dispose();
@@ -109,6 +111,14 @@ async function parity(modelPath: string, rank: number, bScale: number, seed: num
 // (e.g. another matmul kernel for the attention) can flip one rounding, which then propagates to the
 // later tokens of that sequence: measured 7e-3 nats on the Q4_K model, at most 3e-5 on the others; 2e-2
 // (1e-4 for stories260K, F32).
+// gemma3's GELU: llama.cpp's CPU geglu looks the gate up in a table of GELU at FP16 inputs with FP16
+// outputs; the trainer computes the exact tanh-approximation GELU (smooth, for the gradient). Measured
+// 1.1e-4 (F32) and 5.5e-3 nats (Q8_0, where the rounded activation then flips 8-bit quantization of the
+// down projection's input); rounding the trainer's gate and GELU to FP16 as the table does gave 4e-5 and
+// 1.2e-6 (LoRA on: 5.7e-5, 4.7e-4), so the rest of the graph matches. Ignoring the sliding window
+// gave 0.32-0.42 nats, far above this tolerance.
+const GEMMA3_EXACT_TOL = 1e-2;
+
 describe("log-prob parity with node-llama-cpp", () => {
   it.skipIf(!hasStories)(
     `stories260K (F32), LoRA off and on${hasStories ? "" : ` — ${noStoriesReason}`}`,
@@ -130,6 +140,9 @@ describe("log-prob parity with node-llama-cpp", () => {
     { name: "qwen3 Q8_0, q/k norms", arch: "qwen3", type: "q8_0", seed: 7 },
     { name: "qwen2 F16, biases, tied embeddings", arch: "qwen2", type: "f16", seed: 8, tied: true },
     { name: "llama Q4_K", arch: "llama", type: "f32", seed: 9, convertTo: "q4_K", wide: true },
+    // gemma3: sequences longer than its sliding window (GEMMA3_TEST_WINDOW), so local layers mask
+    { name: "gemma3 F32, sliding window", arch: "gemma3", type: "f32", seed: 10 },
+    { name: "gemma3 Q8_0, sliding window", arch: "gemma3", type: "q8_0", seed: 11 },
   ] as const;
   for (const g of generated)
     it.skipIf(!hasStories)(
@@ -138,9 +151,11 @@ describe("log-prob parity with node-llama-cpp", () => {
         const file = await generatedModel(tmpDir("gen"), { ...g, noise: 0.5 });
         const r = await parity(file, 4, 0.5, g.seed);
         console.log(`${g.name} parity`, r);
+        if (g.arch === "gemma3") expect(r.longest).toBeGreaterThan(2 * GEMMA3_TEST_WINDOW);
+        const exact = g.arch === "gemma3" ? GEMMA3_EXACT_TOL : 1e-4;
         expect(r.shift).toBeGreaterThan(0.05);
-        expect(r.base).toBeLessThan(1e-4);
-        expect(r.lora).toBeLessThan(1e-4);
+        expect(r.base).toBeLessThan(exact);
+        expect(r.lora).toBeLessThan(exact);
         expect(r.baseDefault).toBeLessThan(3e-2);
         expect(r.loraDefault).toBeLessThan(3e-2);
         expect(r.packedVsAlone).toBeLessThan(2e-2);

@@ -158,6 +158,11 @@ struct Hparams {
   int64_t nCtxOrig = 0;
   float eps = 1e-5f, ropeBase = 10000.f, ropeFreqScale = 1.f;
   int ropeMode = 0;  // GGML_ROPE_TYPE_NORMAL for llama, NEOX for qwen2/qwen3 (as llama_model_rope_type)
+  float attnScale = 0.f;  // softmax scale of QK^T (1/sqrt(head_dim) unless the architecture says otherwise)
+  // gemma3 (llama.cpp src/models/gemma3.cpp)
+  float embdScale = 1.f;  // token embeddings times sqrt(n_embd)
+  bool geluFfn = false;   // GELU(gate) * up instead of SiLU(gate) * up
+  int64_t nSwa = 0;       // sliding window of the local layers (0: none)
 };
 
 enum Proj { P_Q = 0, P_K, P_V, P_O, P_GATE, P_UP, P_DOWN, P_COUNT };
@@ -172,6 +177,10 @@ struct Layer {
   ggml_tensor* bias[P_COUNT] = {};
   ggml_tensor* w[P_COUNT] = {};
   ggml_tensor* ropeFreqs = nullptr;
+  ggml_tensor* postAttnNorm = nullptr;  // gemma3: RMS norm of each branch's output before the residual add
+  ggml_tensor* postFfnNorm = nullptr;
+  bool swa = false;  // local (sliding-window) attention layer
+  float ropeBase = 0.f, ropeFreqScale = 1.f;
 };
 
 struct LoraPair {
@@ -377,8 +386,8 @@ class Trainer : public Napi::ObjectWrap<Trainer> {
     if (!gguf_) fail("cannot read GGUF file " + modelPath_);
     hp_.arch = ggufKeyStr(gguf_, "general.architecture", "");
     const std::string& a = hp_.arch;
-    if (a != "llama" && a != "qwen2" && a != "qwen3")
-      fail("unsupported architecture '" + a + "' (the trainer supports: llama, qwen2, qwen3)");
+    if (a != "llama" && a != "qwen2" && a != "qwen3" && a != "gemma3")
+      fail("unsupported architecture '" + a + "' (the trainer supports: llama, qwen2, qwen3, gemma3)");
     hp_.nEmbd = ggufKeyInt(gguf_, a + ".embedding_length", 0, true);
     hp_.nLayer = ggufKeyInt(gguf_, a + ".block_count", 0, true);
     hp_.nFf = ggufKeyInt(gguf_, a + ".feed_forward_length", 0, true);
@@ -416,12 +425,15 @@ class Trainer : public Napi::ObjectWrap<Trainer> {
         L.w[k] = tensor(p + kProjTensor[k] + ".weight");
         L.bias[k] = tensor(p + kProjTensor[k] + ".bias", false);
       }
-      if (a == "qwen3") {
+      if (a == "qwen3" || a == "gemma3") {
         L.qNorm = tensor(p + "attn_q_norm.weight");
         L.kNorm = tensor(p + "attn_k_norm.weight");
       }
       L.ropeFreqs = ropeFreqs;
+      L.ropeBase = hp_.ropeBase, L.ropeFreqScale = hp_.ropeFreqScale;
     }
+    hp_.attnScale = 1.0f / std::sqrt((float)hp_.headDim);
+    if (a == "gemma3") loadGemma3();
 
     wbuf_ = ggml_backend_alloc_ctx_tensors(wctx_, backend_);
     if (!wbuf_) fail("out of memory allocating the model weights");
@@ -444,6 +456,34 @@ class Trainer : public Napi::ObjectWrap<Trainer> {
       if (!host) ggml_backend_tensor_set(t, tmp.data(), 0, n);
     }
     std::fclose(f);
+  }
+
+  // gemma3's hyperparameters as llama_model_gemma3::load_arch_hparams reads them, and its extra norms.
+  void loadGemma3() {
+    const std::string a = "gemma3";
+    hp_.embdScale = std::sqrt((float)hp_.nEmbd);
+    hp_.geluFfn = true;
+    if (ggufKeyFloat(gguf_, a + ".final_logit_softcapping", 0.0) != 0.0)
+      fail("gemma3 with final_logit_softcapping is not supported by the trainer");
+    hp_.nSwa = ggufKeyInt(gguf_, a + ".attention.sliding_window", 0);
+    if (hp_.nSwa > 0) {
+      int64_t period = ggufKeyInt(gguf_, a + ".attention.sliding_window_pattern", 6);
+      float baseSwa = (float)ggufKeyFloat(gguf_, a + ".rope.freq_base_swa", 10000.0);
+      for (int il = 0; il < hp_.nLayer; il++) {
+        Layer& L = layers_[il];
+        // llama_hparams::set_swa_pattern: the last layer of each period is global; local layers take
+        // their own RoPE base and no RoPE scaling (rope_freq_scale_train_swa = 1)
+        L.swa = period == 0 || (il % period < period - 1);
+        if (L.swa) L.ropeBase = baseSwa, L.ropeFreqScale = 1.0f;
+      }
+    }
+    // gemma_pytorch's query_pre_attn_scalar: n_embd / n_head for the 27B (62 layers), head_dim otherwise
+    if (hp_.nLayer == 62) hp_.attnScale = 1.0f / std::sqrt((float)(hp_.nEmbd / hp_.nHead));
+    for (int il = 0; il < hp_.nLayer; il++) {
+      std::string p = "blk." + std::to_string(il) + ".";
+      layers_[il].postAttnNorm = tensor(p + "post_attention_norm.weight");
+      layers_[il].postFfnNorm = tensor(p + "post_ffw_norm.weight");
+    }
   }
 
   void createLora() {
@@ -572,6 +612,22 @@ class Trainer : public Napi::ObjectWrap<Trainer> {
     return y;
   }
 
+  // Token embeddings (gemma3 scales them by sqrt(n_embd)).
+  ggml_tensor* embed(ggml_context* ctx, ggml_tensor* tokens) {
+    ggml_tensor* x = ggml_get_rows(ctx, tokEmbd_, tokens);
+    return hp_.embdScale == 1.f ? x : ggml_scale(ctx, x, hp_.embdScale);
+  }
+
+  // GELU, tanh approximation (what ggml_gelu computes), from ops ggml can differentiate (it has no
+  // backward for gelu, geglu, tanh or sigmoid): 0.5 x (1 + tanh(u)) = x sigmoid(2u), with
+  // sigmoid(z) = exp(-softplus(-z)), which neither overflows nor gives 0 * inf in the backward.
+  static ggml_tensor* geluTanh(ggml_context* ctx, ggml_tensor* x) {
+    const float c = 0.7978845608028654f;  // sqrt(2 / pi)
+    ggml_tensor* inner = ggml_mul(ctx, x, ggml_scale_bias(ctx, ggml_sqr(ctx, x), 0.044715f, 1.0f));  // x + 0.044715 x^3
+    ggml_tensor* sp = ggml_softplus(ctx, ggml_scale(ctx, inner, -2.0f * c));                        // softplus(-2u)
+    return ggml_mul(ctx, x, ggml_exp(ctx, ggml_scale(ctx, sp, -1.0f)));
+  }
+
   // One computation's tensors and graph (no_alloc: the graph allocator places the tensors).
   struct Graph {
     ggml_context* ctx = nullptr;
@@ -602,14 +658,19 @@ class Trainer : public Napi::ObjectWrap<Trainer> {
   // Per-micro-batch inputs every layer reads: positions and the causal mask of one sequence.
   struct SeqInputs {
     ggml_tensor *pos = nullptr, *mask = nullptr;
-    int64_t T = 0, S = 1, Tm = 0;
+    ggml_tensor* maskSwa = nullptr;  // local layers' mask: causal and within the last nSwa positions
+    int64_t T = 0, S = 1, Tm = 0, nSwa = 0;
   };
-  static SeqInputs seqInputs(ggml_context* ctx, int64_t T, int64_t S) {
+  static SeqInputs seqInputs(ggml_context* ctx, int64_t T, int64_t S, int64_t nSwa = 0) {
     SeqInputs si;
-    si.T = T, si.S = S, si.Tm = T / S;
+    si.T = T, si.S = S, si.Tm = T / S, si.nSwa = nSwa;
     si.pos = input(ctx, GGML_TYPE_I32, T);
     si.mask = ggml_new_tensor_2d(ctx, GGML_TYPE_F32, si.Tm, si.Tm);
     ggml_set_input(si.mask);
+    if (nSwa > 0) {
+      si.maskSwa = ggml_new_tensor_2d(ctx, GGML_TYPE_F32, si.Tm, si.Tm);
+      ggml_set_input(si.maskSwa);
+    }
     return si;
   }
   static void setSeqInputs(const SeqInputs& si, const BatchInput& in) {
@@ -617,7 +678,13 @@ class Trainer : public Napi::ObjectWrap<Trainer> {
     std::vector<float> mask((size_t)si.Tm * si.Tm, -INFINITY);
     for (int64_t i = 0; i < si.Tm; i++)                                   // query row
       for (int64_t j = 0; j <= i; j++) mask[(size_t)i * si.Tm + j] = 0.f;  // causal
-    ggml_backend_tensor_set(si.mask, mask.data(), 0, mask.size() * sizeof(float));
+    // a one-layer graph reads only its layer type's mask; the other is not allocated
+    if (si.mask->buffer) ggml_backend_tensor_set(si.mask, mask.data(), 0, mask.size() * sizeof(float));
+    if (!si.maskSwa || !si.maskSwa->buffer) return;
+    // llama.cpp's LLAMA_SWA_TYPE_STANDARD hides key p0 from query p1 when p1 - p0 >= n_swa
+    for (int64_t i = 0; i < si.Tm; i++)
+      for (int64_t j = 0; j + si.nSwa <= i; j++) mask[(size_t)i * si.Tm + j] = -INFINITY;
+    ggml_backend_tensor_set(si.maskSwa, mask.data(), 0, mask.size() * sizeof(float));
   }
 
   // One decoder layer over a micro-batch of S sequences padded to Tm rows each (row s*Tm + t).
@@ -626,7 +693,7 @@ class Trainer : public Napi::ObjectWrap<Trainer> {
   ggml_tensor* layerForward(ggml_context* ctx, int il, ggml_tensor* x, const SeqInputs& si, bool loraOn) {
     const Hparams& h = hp_;
     const int64_t T = si.T, S = si.S, Tm = si.Tm;
-    const float kqScale = 1.0f / std::sqrt((float)h.headDim);
+    const float kqScale = h.attnScale;
     const Layer& L = layers_[il];
     ggml_tensor* cur = ggml_mul(ctx, ggml_rms_norm(ctx, x, h.eps), L.attnNorm);
     ggml_tensor* q = matmul(ctx, il, P_Q, cur, loraOn);
@@ -637,10 +704,10 @@ class Trainer : public Napi::ObjectWrap<Trainer> {
     v = ggml_reshape_3d(ctx, v, h.headDim, h.nHeadKv, T);
     if (L.qNorm) q = ggml_mul(ctx, ggml_rms_norm(ctx, q, h.eps), L.qNorm);
     if (L.kNorm) k = ggml_mul(ctx, ggml_rms_norm(ctx, k, h.eps), L.kNorm);
-    q = ggml_rope_ext(ctx, q, si.pos, L.ropeFreqs, (int)h.nRot, h.ropeMode, (int)h.nCtxOrig, h.ropeBase,
-                      h.ropeFreqScale, 0.0f, 1.0f, 32.0f, 1.0f);
-    k = ggml_rope_ext(ctx, k, si.pos, L.ropeFreqs, (int)h.nRot, h.ropeMode, (int)h.nCtxOrig, h.ropeBase,
-                      h.ropeFreqScale, 0.0f, 1.0f, 32.0f, 1.0f);
+    q = ggml_rope_ext(ctx, q, si.pos, L.ropeFreqs, (int)h.nRot, h.ropeMode, (int)h.nCtxOrig, L.ropeBase,
+                      L.ropeFreqScale, 0.0f, 1.0f, 32.0f, 1.0f);
+    k = ggml_rope_ext(ctx, k, si.pos, L.ropeFreqs, (int)h.nRot, h.ropeMode, (int)h.nCtxOrig, L.ropeBase,
+                      L.ropeFreqScale, 0.0f, 1.0f, 32.0f, 1.0f);
     // Explicit attention (flash attention has no backward). GQA by mul_mat broadcasting over dim 2,
     // which holds head + n_head * seq: q head i of a sequence reads kv head i / (n_head / n_head_kv)
     // of the same sequence, as in llama.cpp. (Sequences go into dim 2, not dim 3, because ggml's
@@ -655,17 +722,19 @@ class Trainer : public Napi::ObjectWrap<Trainer> {
     ggml_tensor* V = ggml_reshape_3d(ctx, ggml_cont(ctx, ggml_permute(ctx, v4, 1, 2, 0, 3)), Tm, h.headDim,
                                      h.nHeadKv * S);  // [Tm, hd, n_kv*S]
     ggml_tensor* kq = ggml_mul_mat(ctx, K, Q);        // [Tm, Tm, n_head*S]
-    kq = ggml_soft_max_ext(ctx, kq, si.mask, kqScale, 0.0f);
+    kq = ggml_soft_max_ext(ctx, kq, L.swa ? si.maskSwa : si.mask, kqScale, 0.0f);
     ggml_tensor* kqv = ggml_mul_mat(ctx, V, kq);  // [hd, Tm, n_head*S]
     kqv = ggml_reshape_4d(ctx, kqv, h.headDim, Tm, h.nHead, S);
     cur = ggml_cont_2d(ctx, ggml_permute(ctx, kqv, 0, 2, 1, 3), h.headDim * h.nHead, T);
     cur = matmul(ctx, il, P_O, cur, loraOn);
+    if (L.postAttnNorm) cur = ggml_mul(ctx, ggml_rms_norm(ctx, cur, h.eps), L.postAttnNorm);
     x = ggml_add(ctx, cur, x);
     cur = ggml_mul(ctx, ggml_rms_norm(ctx, x, h.eps), L.ffnNorm);
     ggml_tensor* gate = matmul(ctx, il, P_GATE, cur, loraOn);
     ggml_tensor* up = matmul(ctx, il, P_UP, cur, loraOn);
-    cur = ggml_swiglu_split(ctx, gate, up);
+    cur = h.geluFfn ? ggml_mul(ctx, geluTanh(ctx, gate), up) : ggml_swiglu_split(ctx, gate, up);
     cur = matmul(ctx, il, P_DOWN, cur, loraOn);
+    if (L.postFfnNorm) cur = ggml_mul(ctx, ggml_rms_norm(ctx, cur, h.eps), L.postFfnNorm);
     return ggml_add(ctx, cur, x);
   }
 
@@ -880,9 +949,9 @@ class Trainer : public Napi::ObjectWrap<Trainer> {
   void buildWhole(WholeG& w, int64_t T, int64_t S, int64_t N, bool loraOn, bool withLoss, bool withKl, float invTemp) {
     ggml_context* ctx = w.g.ctx;
     w.tokens = input(ctx, GGML_TYPE_I32, T);
-    w.si = seqInputs(ctx, T, S);
+    w.si = seqInputs(ctx, T, S, hp_.nSwa);
     w.outRows = input(ctx, GGML_TYPE_I32, N);
-    ggml_tensor* x = ggml_get_rows(ctx, tokEmbd_, w.tokens);
+    ggml_tensor* x = embed(ctx, w.tokens);
     for (int il = 0; il < hp_.nLayer; il++) x = layerForward(ctx, il, x, w.si, loraOn);
     x = ggml_get_rows(ctx, x, w.outRows);  // [n_embd, N]: positions that predict targets
     headForward(ctx, x, N, withLoss, withKl, invTemp, w.hd);
@@ -924,7 +993,7 @@ class Trainer : public Napi::ObjectWrap<Trainer> {
   };
   void buildEmbed(EmbedG& e, int64_t T) {
     e.tokens = input(e.g.ctx, GGML_TYPE_I32, T);
-    e.x = ggml_get_rows(e.g.ctx, tokEmbd_, e.tokens);
+    e.x = embed(e.g.ctx, e.tokens);
     ggml_set_output(e.x);
     forwardGraph(e.g, {e.x});
   }
@@ -942,7 +1011,7 @@ class Trainer : public Napi::ObjectWrap<Trainer> {
     ggml_context* ctx = l.g.ctx;
     l.xin = ggml_new_tensor_2d(ctx, GGML_TYPE_F32, hp_.nEmbd, T);
     ggml_set_input(l.xin);
-    l.si = seqInputs(ctx, T, S);
+    l.si = seqInputs(ctx, T, S, hp_.nSwa);
     l.out = layerForward(ctx, il, l.xin, l.si, loraOn);
     if (!backward) {
       ggml_set_output(l.out);

@@ -113,4 +113,56 @@ export const MODEL_PRESETS: Record<string, ModelPreset> = {
     tokenizer: { kind: "llama.cpp-vocab", name: "llama-bpe" },
     n_vocab: 128256,
   },
+  "gemma3-tiny": {
+    name: "gemma3-tiny",
+    description: "gemma3, 6 layers (5 local, window 16, then 1 global), width 64: for tests",
+    shape: {
+      arch: "gemma3",
+      n_embd: 64,
+      n_layer: 6,
+      n_head: 4,
+      n_head_kv: 2,
+      head_dim: 32,
+      n_ff: 128,
+      rope_freq_base: 1e6,
+      rope_freq_base_swa: 10000,
+      rope_scale_linear: 8,
+      sliding_window: 16,
+      sliding_window_pattern: 6,
+      rms_eps: 1e-6,
+      // room for CaT's synthesis prompt (G rollouts plus instructions, in stories260K's short tokens)
+      context_length: 2048,
+      tied_embeddings: true,
+    },
+    // stories260K's 512 tokens keep the output head small enough for the trainer's tests
+    tokenizer: stories,
+    n_vocab: 512,
+  },
+  "gemma3-4b": {
+    name: "gemma3-4b",
+    description:
+      "the shape of Gemma-3-4B's language model (vocabulary: the bundled Gemma tokenizer's 262,144)",
+    shape: {
+      arch: "gemma3",
+      n_embd: 2560,
+      n_layer: 34,
+      n_head: 8,
+      n_head_kv: 4,
+      head_dim: 256,
+      n_ff: 10240,
+      rope_freq_base: 1e6,
+      rope_freq_base_swa: 10000,
+      rope_scale_linear: 8,
+      sliding_window: 1024,
+      sliding_window_pattern: 6,
+      rms_eps: 1e-6,
+      context_length: 131072,
+      tied_embeddings: true,
+    },
+    // The only Gemma tokenizer in the bundled llama.cpp (tokenizer model "gemma4", 262,144 tokens; Gemma 3's
+    // own adds 64 image tokens to the same SentencePiece vocabulary). llama.cpp picks the tokenizer by
+    // tokenizer.ggml.model, not by architecture, so a gemma3 model loads with it.
+    tokenizer: { kind: "llama.cpp-vocab", name: "gemma-4" },
+    n_vocab: 262144,
+  },
 };

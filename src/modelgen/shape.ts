@@ -7,7 +7,7 @@ import { GgmlType } from "../gguf/index.js";
  */
 export const ModelShapeSchema = z
   .object({
-    arch: z.enum(["llama", "qwen2", "qwen3"]),
+    arch: z.enum(["llama", "qwen2", "qwen3", "gemma3"]),
     n_vocab: z.number().int().positive().optional(),
     n_embd: z.number().int().positive(),
     n_layer: z.number().int().positive(),
@@ -19,12 +19,24 @@ export const ModelShapeSchema = z
     rms_eps: z.number().positive(),
     context_length: z.number().int().positive(),
     tied_embeddings: z.boolean(),
+    /** gemma3: local (sliding-window) attention, as llama.cpp's gemma3 loader reads it. */
+    sliding_window: z.number().int().positive().optional(),
+    /** gemma3: every n-th layer is global, the others local (llama.cpp's default for gemma3 is 6). */
+    sliding_window_pattern: z.number().int().positive().optional(),
+    /** gemma3: the local layers' RoPE base (the global layers take rope_freq_base). */
+    rope_freq_base_swa: z.number().positive().optional(),
+    /** Linear RoPE scaling factor of the global layers (Gemma 3 4B: 8); the local layers take none. */
+    rope_scale_linear: z.number().positive().optional(),
   })
   .refine((s) => s.n_head % s.n_head_kv === 0, {
     message: "n_head must be a multiple of n_head_kv",
     path: ["n_head_kv"],
   })
-  .refine((s) => s.head_dim % 2 === 0, { message: "head_dim must be even (RoPE)", path: ["head_dim"] });
+  .refine((s) => s.head_dim % 2 === 0, { message: "head_dim must be even (RoPE)", path: ["head_dim"] })
+  .refine((s) => s.arch === "gemma3" || s.sliding_window === undefined, {
+    message: "sliding_window is only written for arch gemma3",
+    path: ["sliding_window"],
+  });
 export type ModelShape = z.infer<typeof ModelShapeSchema>;
 export type ResolvedModelShape = ModelShape & { n_vocab: number };
 
@@ -79,15 +91,18 @@ export function modelTensors(shape: ResolvedModelShape, weightType: WeightType):
       out.push(vec(`${p}attn_k.bias`, kvDim, "zeros"));
       out.push(vec(`${p}attn_v.bias`, kvDim, "zeros"));
     }
-    if (shape.arch === "qwen3") {
+    if (shape.arch === "qwen3" || shape.arch === "gemma3") {
       out.push(vec(`${p}attn_q_norm.weight`, head_dim, "ones"));
       out.push(vec(`${p}attn_k_norm.weight`, head_dim, "ones"));
     }
     out.push(mat(`${p}attn_output.weight`, qDim, n_embd, outStd));
+    // gemma3 normalises each branch's output before the residual add (llama.cpp's ATTN_POST_NORM, FFN_POST_NORM)
+    if (shape.arch === "gemma3") out.push(vec(`${p}post_attention_norm.weight`, n_embd, "ones"));
     out.push(vec(`${p}ffn_norm.weight`, n_embd, "ones"));
     out.push(mat(`${p}ffn_gate.weight`, n_embd, n_ff));
     out.push(mat(`${p}ffn_up.weight`, n_embd, n_ff));
     out.push(mat(`${p}ffn_down.weight`, n_ff, n_embd, outStd));
+    if (shape.arch === "gemma3") out.push(vec(`${p}post_ffw_norm.weight`, n_embd, "ones"));
   }
   out.push(vec("output_norm.weight", n_embd, "ones"));
   if (!shape.tied_embeddings) out.push(mat("output.weight", n_embd, n_vocab));

@@ -119,7 +119,7 @@ function tokenizerTokenCount(kv: GgufKv): number {
 
 function modelKv(shape: ResolvedModelShape, type: WeightType, name: string, seed: number): GgufKv {
   const a = shape.arch;
-  return new Map([
+  const kv: GgufKv = new Map([
     ["general.architecture", gguf.str(a)],
     ["general.name", gguf.str(`catrl-random-${name}`)],
     [
@@ -142,6 +142,18 @@ function modelKv(shape: ResolvedModelShape, type: WeightType, name: string, seed
     [`${a}.rope.freq_base`, gguf.f32(shape.rope_freq_base)],
     [`${a}.rope.dimension_count`, gguf.u32(shape.head_dim)],
   ]);
+  // Keys llama.cpp's gemma3 loader reads (src/models/gemma3.cpp): without sliding_window every layer is global.
+  if (shape.sliding_window !== undefined) {
+    kv.set(`${a}.attention.sliding_window`, gguf.u32(shape.sliding_window));
+    kv.set(`${a}.attention.sliding_window_pattern`, gguf.u32(shape.sliding_window_pattern ?? 6));
+  }
+  if (shape.rope_freq_base_swa !== undefined)
+    kv.set(`${a}.rope.freq_base_swa`, gguf.f32(shape.rope_freq_base_swa));
+  if (shape.rope_scale_linear !== undefined) {
+    kv.set(`${a}.rope.scaling.type`, gguf.str("linear"));
+    kv.set(`${a}.rope.scaling.factor`, gguf.f32(shape.rope_scale_linear));
+  }
+  return kv;
 }
 
 /** Uniform noise with the tensor's standard deviation; one PRNG stream per tensor, keyed by seed and index. */

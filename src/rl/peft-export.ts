@@ -37,7 +37,8 @@ export function peftDirFor(ggufFile: string): string {
 }
 
 export type PeftSource = {
-  arch: "llama" | "qwen2" | "qwen3";
+  /** The trainer's architectures; only llama's q/k rows are permuted by llama.cpp's converter (not gemma3's or qwen's). */
+  arch: "llama" | "qwen2" | "qwen3" | "gemma3";
   nHead: number;
   nHeadKv: number;
   rank: number;

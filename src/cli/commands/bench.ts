@@ -104,17 +104,30 @@ function registerRollouts(group: Command): void {
 
 const TrainCliSchema = z.object({
   model: z.string().optional(),
+  preset: z
+    .enum(["tiny", "85m", "qwen3-0.6b", "qwen3-4b", "llama-3.1-8b", "gemma3-tiny", "gemma3-4b"], {
+      message: "--preset: tiny, 85m, qwen3-0.6b, qwen3-4b, llama-3.1-8b, gemma3-tiny, gemma3-4b",
+    })
+    .optional(),
+  backend: z.enum(["cpu", "cuda"], { message: "--backend: cpu, cuda" }),
   threads: z.coerce.number().int().positive().optional(),
   rank: z.coerce.number().int().positive(),
+  cases: z.string().optional(),
   seqs: z.coerce.number().int().positive(),
   promptTokens: z.coerce.number().int().positive(),
   completionTokens: z.coerce.number().int().positive(),
-  microBatch: z.coerce.number().int().positive(),
+  microBatch: z.union([z.literal("auto"), z.coerce.number().int().positive()], {
+    message: "--micro-batch: auto or a positive integer",
+  }),
+  trainMemory: z.coerce.number().positive().optional(),
   repeats: z.coerce.number().int().positive(),
+  warmup: z.coerce.number().int().nonnegative(),
   gradModes: z
     .string()
     .transform((s) => s.split(",").map((x) => x.trim()))
     .pipe(z.array(z.enum(["transpose", "outprod"], { message: "--grad-modes: transpose, outprod" }))),
+  anchor: z.enum(["peft"], { message: "--anchor: peft" }).optional(),
+  python: z.string().optional(),
   out: z.string().optional(),
 });
 
@@ -122,24 +135,43 @@ function registerTrain(group: Command): void {
   group
     .command("train")
     .description(
-      "native LoRA trainer: forward and GRPO-step tokens/s and peak memory (Qwen3-0.6B-shape Q8_0, rank 16)",
+      "native LoRA trainer: forward and GRPO-step tokens/s and peak memory per batch shape, optionally against PyTorch+PEFT",
     )
-    .option("--model <file>", "GGUF base (default models/qwen3-0.6b-q8_0.gguf, written if missing)")
+    .option("--model <file>", "GGUF base (default: the preset's random-weight model)")
+    .option(
+      "--preset <name>",
+      "random-weight Q8_0 model of this shape, written to ~/.cache/catrl/models if missing (default qwen3-0.6b)",
+    )
+    .option("--backend <name>", "cpu or cuda (the anchor runs on the same device)", "cpu")
     .option("--threads <n>", "CPU threads (default: the cores this process may use)")
     .option("--rank <n>", "LoRA rank on all seven projections", "16")
-    .option("--seqs <n>", "sequences per step", "2")
-    .option("--prompt-tokens <n>", "prompt tokens per sequence", "32")
-    .option("--completion-tokens <n>", "completion tokens per sequence", "32")
-    .option("--micro-batch <n>", "sequences per micro-batch", "2")
-    .option("--repeats <n>", "timed repeats after one warm-up step (medians reported)", "3")
+    .option("--cases <list>", "batch shapes SEQSxPROMPT+COMPLETION, e.g. 2x32+32,1x64+512,1x256+1536")
+    .option("--seqs <n>", "sequences per step (without --cases)", "2")
+    .option("--prompt-tokens <n>", "prompt tokens per sequence (without --cases)", "32")
+    .option("--completion-tokens <n>", "completion tokens per sequence (without --cases)", "32")
+    .option(
+      "--micro-batch <n>",
+      "sequences per micro-batch: auto (the memory plan picks) or an upper bound",
+      "auto",
+    )
+    .option("--train-memory <GiB>", "the trainer's memory budget (default: what is free when it opens)")
+    .option("--repeats <n>", "timed repeats after the warm-up (medians reported)", "3")
+    .option("--warmup <n>", "untimed steps before the timed ones", "1")
     .option("--grad-modes <list>", "gradient through frozen weights: transpose,outprod", "transpose,outprod")
+    .option("--anchor <name>", "also run PyTorch+PEFT on each case (peft; needs torch, transformers, peft)")
+    .option("--python <path>", "Python for the anchor (default $CATRL_PYTHON, else python3)")
     .option("--out <file>", "JSON results (default bench/results/train-<hostname>.json)")
     .action(async (raw: Record<string, unknown>) => {
       const opts = parseBenchOptions(TrainCliSchema, raw, "train");
-      const { runTrainBench, formatTrainTable } = await import("../../../bench/train.js");
-      const r = await runTrainBench(opts);
+      const { runTrainBench, formatTrainTable, parseBatchCases } = await import("../../../bench/train.js");
+      const { cases, seqs, promptTokens, completionTokens, trainMemory, ...rest } = opts;
+      const r = await runTrainBench({
+        ...rest,
+        trainMemoryGiB: trainMemory,
+        cases: cases ? parseBatchCases(cases) : [{ seqs, promptTokens, completionTokens }],
+      });
       process.stdout.write(
-        `${r.model.path} (${r.model.arch}, ${r.model.weightType}, ${(r.model.bytes / 1e6).toFixed(0)} MB), LoRA r=${r.lora.rank}, ${r.threads} thread(s), ${r.batch.seqs} x (${r.batch.promptTokens}+${r.batch.completionTokens}) tokens\n`,
+        `${r.model.path} (${r.model.arch}, ${r.model.weightType}, ${(r.model.bytes / 1e6).toFixed(0)} MB), ${r.backend}, LoRA r=${r.lora.rank}, ${r.threads} thread(s), micro-batch ${r.microBatch}, load average ${r.machine.loadavg.join(" ")}\n`,
       );
       process.stdout.write(`${formatTrainTable(r)}\n`);
       if (r.transposeSpeedup !== null)

@@ -45,7 +45,7 @@ export function register(program: Command): void {
         const n = countParameters({ ...p.shape, n_vocab: p.n_vocab });
         const size = n >= 1e9 ? `${(n / 1e9).toFixed(2)}B` : `${(n / 1e6).toFixed(1)}M`;
         process.stdout.write(
-          `${p.name.padEnd(14)} ${size.padStart(7)}  ${p.shape.arch.padEnd(6)} ${p.shape.n_layer}x${p.shape.n_embd}  ${p.description}\n`,
+          `${p.name.padEnd(14)} ${size.padStart(7)}  ${p.shape.arch.padEnd(7)} ${`${p.shape.n_layer}x${p.shape.n_embd}`.padEnd(8)} ${p.description}\n`,
         );
       }
     });

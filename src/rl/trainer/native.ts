@@ -14,7 +14,7 @@ import { packageRoot } from "../../util/version.js";
 const GgmlInfoSchema = z.object({ version: z.string(), commit: z.string(), expected: z.string() });
 
 export const NativeDescribeSchema = z.object({
-  arch: z.enum(["llama", "qwen2", "qwen3"]),
+  arch: z.enum(["llama", "qwen2", "qwen3", "gemma3"]),
   nVocab: z.number().int().positive(),
   nEmbd: z.number().int().positive(),
   nLayer: z.number().int().positive(),
