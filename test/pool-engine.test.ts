@@ -137,11 +137,14 @@ describe.skipIf(!hasStories)("PoolEngine: 2 CPU workers vs one engine (stories26
     await run("node", args(path.join(dir, "one"), []), { env });
     await run("node", args(path.join(dir, "pool"), ["--workers", "2"]), { env });
     const key = (f: string) =>
-      readJsonlFile(f).map((r) => ({
-        id: r.id,
-        rollouts: r.rollouts.map((x: { tokens: number[] }) => x.tokens),
-        ref: r.reference,
-      }));
+      readJsonlFile(f)
+        .map((r) => ({
+          id: r.id,
+          rollouts: r.rollouts.map((x: { tokens: number[] }) => x.tokens),
+          ref: r.reference,
+        }))
+        // Prompts are written in the order they complete, which batching makes run-dependent.
+        .sort((a: { id: string }, b: { id: string }) => a.id.localeCompare(b.id));
     expect(key(path.join(dir, "pool", "results.jsonl"))).toEqual(key(path.join(dir, "one", "results.jsonl")));
   });
 });

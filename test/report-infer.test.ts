@@ -51,6 +51,9 @@ describe("catrl report on an infer run", { timeout: BUDGET_MS }, () => {
       "4",
       "--max-tokens",
       "6",
+      // Accuracy vs G needs the (opt-in) sweep of syntheses over the first 1, 2 rollouts.
+      "--g-sweep",
+      "1,2",
       "--out",
       out,
     ]);
