@@ -1,6 +1,6 @@
 import { existsSync } from "node:fs";
 import { describe, expect, it } from "vitest";
-import { HEALTHBENCH, MATH500, STORIES } from "./helpers/shared.js";
+import { HEALTHBENCH, MATH500, SHARED_STORIES } from "./helpers/shared.js";
 
 /**
  * Tests that need ../shared skip when it is absent (a developer machine without it). CI always has it,
@@ -8,7 +8,7 @@ import { HEALTHBENCH, MATH500, STORIES } from "./helpers/shared.js";
  */
 describe("../shared in CI", () => {
   it.runIf(process.env.CI === "true")("holds the model and data the integration tests need", () => {
-    for (const f of [STORIES, MATH500, HEALTHBENCH])
+    for (const f of [SHARED_STORIES, MATH500, HEALTHBENCH])
       expect(existsSync(f), `${f} is missing in CI`).toBe(true);
   });
 });

@@ -6,7 +6,14 @@ import { formatJsonlError, parseJsonl } from "../../src/data/jsonl.js";
 /** ../shared beside the checkout: present on developer machines and in CI. */
 export const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
 export const SHARED = path.resolve(REPO_ROOT, "../shared");
-export const STORIES = path.join(SHARED, "models/stories260K.gguf");
+/** The real tiny model committed in models/ (the demo's default): present in every checkout. */
+export const SHIPPED_STORIES = path.join(REPO_ROOT, "models/stories260K.gguf");
+export const SHARED_STORIES = path.join(SHARED, "models/stories260K.gguf");
+/**
+ * stories260K for the tests: ../shared's copy where it is, else the committed one (the same bytes), so
+ * the tests that need the real tiny model run in every checkout.
+ */
+export const STORIES = existsSync(SHARED_STORIES) ? SHARED_STORIES : SHIPPED_STORIES;
 export const MATH500 = path.join(SHARED, "data/math500.jsonl");
 export const HEALTHBENCH = path.join(SHARED, "data/healthbench_hard_sample.jsonl");
 
@@ -24,6 +31,3 @@ export function readJsonlFile(file: string): any[] {
     return item.value;
   });
 }
-
-/** The real tiny model committed in models/ (the demo's default): present in every checkout. */
-export const SHIPPED_STORIES = path.join(REPO_ROOT, "models/stories260K.gguf");
