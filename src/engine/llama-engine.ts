@@ -549,24 +549,27 @@ export class LlamaEngine implements Engine {
           ),
           tmp,
         );
-        await Promise.all(
-          chunk.map(async (it, k) => {
-            const s = it.sampling;
-            const options = s
-              ? { temperature: s.temperature, topK: s.topK, topP: s.topP, minP: s.minP }
-              : { temperature: 0 };
-            const fed = [...it.prompt, ...it.targets.slice(0, -1).map((t) => t[0])].slice(skip[k]);
-            const firstOut = it.prompt.length - 1 - skip[k];
-            const input = fed.map((tok, pos) =>
-              pos >= firstOut ? ([tok, { generateNext: { probabilities: true, options } }] as const) : tok,
-            );
-            const outs = await sequences[k].controlledEvaluate(input as never);
-            results[start + k] = it.targets.map((cands, j) => {
-              const probs = outs[firstOut + j]?.next.probabilities;
-              return cands.map((c) => probs?.get(c as Token) ?? 0);
-            });
-          }),
-        );
+        // One sequence at a time. Evaluated concurrently (one controlledEvaluate per sequence, as before),
+        // node-llama-cpp 3.21.1 now and then returned one position's probabilities wrong (it looks like a
+        // read after the next decode overwrote the logits): one score off by up to 20 nats in 15 of 200
+        // batched calls here, 0 of 200 evaluated in turn (test/engine-batched-score.test.ts). The shared
+        // prefixes above still save the judge most of its prompt evaluation.
+        for (const [k, it] of chunk.entries()) {
+          const s = it.sampling;
+          const options = s
+            ? { temperature: s.temperature, topK: s.topK, topP: s.topP, minP: s.minP }
+            : { temperature: 0 };
+          const fed = [...it.prompt, ...it.targets.slice(0, -1).map((t) => t[0])].slice(skip[k]);
+          const firstOut = it.prompt.length - 1 - skip[k];
+          const input = fed.map((tok, pos) =>
+            pos >= firstOut ? ([tok, { generateNext: { probabilities: true, options } }] as const) : tok,
+          );
+          const outs = await sequences[k].controlledEvaluate(input as never);
+          results[start + k] = it.targets.map((cands, j) => {
+            const probs = outs[firstOut + j]?.next.probabilities;
+            return cands.map((c) => probs?.get(c as Token) ?? 0);
+          });
+        }
       } finally {
         for (const s of sequences) s.dispose();
         await rm(tmp, { recursive: true, force: true });
