@@ -13,7 +13,7 @@ import {
   type TrainBenchCase,
 } from "../bench/train.js";
 import { writeRandomModel } from "../src/modelgen/index.js";
-import { hasStories, noStoriesReason, STORIES } from "./helpers/shared.js";
+import { STORIES } from "./helpers/shared.js";
 
 const tmp = mkdtempSync(path.join(os.tmpdir(), "catrl-bench-train-"));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
@@ -115,33 +115,12 @@ describe("PyTorch + PEFT anchor discovery", () => {
   });
 });
 
-describe.skipIf(!hasStories)(
-  `bench train on a generated model${hasStories ? "" : ` — ${noStoriesReason}`}`,
-  () => {
-    it("reads the shape the anchor builds from the GGUF header", async () => {
-      const file = path.join(tmp, "shape.gguf");
-      await writeRandomModel({
-        shape: {
-          arch: "qwen3",
-          n_embd: 64,
-          n_layer: 3,
-          n_head: 4,
-          n_head_kv: 2,
-          head_dim: 32,
-          n_ff: 96,
-          rope_freq_base: 1e6,
-          rms_eps: 1e-6,
-          context_length: 256,
-          tied_embeddings: true,
-        },
-        type: "q8_0",
-        seed: 2,
-        tokenizerFrom: STORIES,
-        out: file,
-      });
-      expect(await ggufShape(file)).toEqual({
+describe(`bench train on a generated model`, () => {
+  it("reads the shape the anchor builds from the GGUF header", async () => {
+    const file = path.join(tmp, "shape.gguf");
+    await writeRandomModel({
+      shape: {
         arch: "qwen3",
-        n_vocab: 512,
         n_embd: 64,
         n_layer: 3,
         n_head: 4,
@@ -149,45 +128,63 @@ describe.skipIf(!hasStories)(
         head_dim: 32,
         n_ff: 96,
         rope_freq_base: 1e6,
-        rms_eps: expect.closeTo(1e-6, 12),
+        rms_eps: 1e-6,
         context_length: 256,
         tied_embeddings: true,
-      });
+      },
+      type: "q8_0",
+      seed: 2,
+      tokenizerFrom: STORIES,
+      out: file,
     });
+    expect(await ggufShape(file)).toEqual({
+      arch: "qwen3",
+      n_vocab: 512,
+      n_embd: 64,
+      n_layer: 3,
+      n_head: 4,
+      n_head_kv: 2,
+      head_dim: 32,
+      n_ff: 96,
+      rope_freq_base: 1e6,
+      rms_eps: expect.closeTo(1e-6, 12),
+      context_length: 256,
+      tied_embeddings: true,
+    });
+  });
 
-    it("runs every case in its own process and notes a missing anchor without failing", async () => {
-      const model = path.join(tmp, "tiny.gguf");
-      await writeRandomModel({ preset: "tiny", type: "q8_0", seed: 1, out: model });
-      const out = path.join(tmp, "train.json");
-      const r = await runTrainBench(
-        {
-          model,
-          threads: 1,
-          rank: 4,
-          cases: parseBatchCases("2x8+8,1x4+20"),
-          gradModes: ["transpose"],
-          repeats: 1,
-          anchor: "peft",
-          python: path.join(tmp, "no-such-python"),
-          out,
-        },
-        () => {},
-      );
-      expect(r.cases.map((c) => [c.label, c.variant, c.ok])).toEqual([
-        ["2x8+8", "catrl", true],
-        ["1x4+20", "catrl", true],
-      ]);
-      const [a, b] = r.cases;
-      if (!a.ok || !b.ok || a.variant !== "catrl" || b.variant !== "catrl") throw new Error("unreachable");
-      expect(a.tokensPerPass).toBe(2 * (8 + 8 - 1));
-      expect(b.tokensPerPass).toBe(4 + 20 - 1);
-      expect(a.stepTokPerS).toBeGreaterThan(0);
-      expect(a.peakRssBytes).toBeGreaterThan(10 * 2 ** 20);
-      expect(r.notes.some((n) => /^anchor peft skipped: .*no-such-python/.test(n))).toBe(true);
-      expect(r.comparisons).toEqual([]);
-      expect(r.model.preset).toBeNull();
-      expect(r.outFile).toBe(out);
-      expect(r.complete).toBe(true);
-    }, 120_000);
-  },
-);
+  it("runs every case in its own process and notes a missing anchor without failing", async () => {
+    const model = path.join(tmp, "tiny.gguf");
+    await writeRandomModel({ preset: "tiny", type: "q8_0", seed: 1, out: model });
+    const out = path.join(tmp, "train.json");
+    const r = await runTrainBench(
+      {
+        model,
+        threads: 1,
+        rank: 4,
+        cases: parseBatchCases("2x8+8,1x4+20"),
+        gradModes: ["transpose"],
+        repeats: 1,
+        anchor: "peft",
+        python: path.join(tmp, "no-such-python"),
+        out,
+      },
+      () => {},
+    );
+    expect(r.cases.map((c) => [c.label, c.variant, c.ok])).toEqual([
+      ["2x8+8", "catrl", true],
+      ["1x4+20", "catrl", true],
+    ]);
+    const [a, b] = r.cases;
+    if (!a.ok || !b.ok || a.variant !== "catrl" || b.variant !== "catrl") throw new Error("unreachable");
+    expect(a.tokensPerPass).toBe(2 * (8 + 8 - 1));
+    expect(b.tokensPerPass).toBe(4 + 20 - 1);
+    expect(a.stepTokPerS).toBeGreaterThan(0);
+    expect(a.peakRssBytes).toBeGreaterThan(10 * 2 ** 20);
+    expect(r.notes.some((n) => /^anchor peft skipped: .*no-such-python/.test(n))).toBe(true);
+    expect(r.comparisons).toEqual([]);
+    expect(r.model.preset).toBeNull();
+    expect(r.outFile).toBe(out);
+    expect(r.complete).toBe(true);
+  }, 120_000);
+});

@@ -4,10 +4,9 @@ import os from "node:os";
 import path from "node:path";
 import { promisify } from "node:util";
 import { beforeAll, describe, expect, it } from "vitest";
-import { CLI, hasStories, noStoriesReason, STORIES } from "./helpers/shared.js";
+import { CLI, STORIES } from "./helpers/shared.js";
 
 const run = promisify(execFile);
-if (!hasStories) console.warn(noStoriesReason);
 
 async function catrl(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   try {
@@ -31,7 +30,7 @@ function expectOneLineError(r: { code: number; stderr: string }, file: string, p
   expect(r.stderr).not.toMatch(/\n\s+at /);
 }
 
-describe.skipIf(!hasStories)("catrl rollout: bad input", () => {
+describe("catrl rollout: bad input", () => {
   let dir: string;
   beforeAll(() => {
     dir = mkdtempSync(path.join(os.tmpdir(), "catrl-bad-"));
@@ -109,7 +108,7 @@ describe.skipIf(!hasStories)("catrl rollout: bad input", () => {
   });
 });
 
-describe.skipIf(!hasStories)("catrl rollout: output and Ctrl-C", () => {
+describe("catrl rollout: output and Ctrl-C", () => {
   it("writes one JSON object per rollout with the documented fields", async () => {
     const r = await catrl([
       "rollout",

@@ -5,11 +5,9 @@ import { describe, expect, it } from "vitest";
 import { openLlamaEngine } from "../src/engine/llama-engine.js";
 import { SAMPLING_PRESETS } from "../src/engine/sampling-presets.js";
 import { openTrainer, trainerAvailability } from "../src/rl/trainer/index.js";
-import { hasStories, noStoriesReason, STORIES } from "./helpers/shared.js";
+import { STORIES } from "./helpers/shared.js";
 
-if (!hasStories) console.warn(noStoriesReason);
-
-describe.skipIf(!hasStories)("LlamaEngine with a new LoRA adapter per training step", () => {
+describe("LlamaEngine with a new LoRA adapter per training step", () => {
   it("loads each new adapter and frees the one it replaces", async () => {
     expect(trainerAvailability().ok).toBe(true);
     const dir = mkdtempSync(path.join(os.tmpdir(), "catrl-adapters-"));

@@ -1,9 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type LlamaEngine, openLlamaEngine } from "../src/engine/llama-engine.js";
 import { SAMPLING_PRESETS } from "../src/engine/sampling-presets.js";
-import { hasStories, noStoriesReason, STORIES } from "./helpers/shared.js";
-
-if (!hasStories) console.warn(noStoriesReason);
+import { STORIES } from "./helpers/shared.js";
 
 // Log-probs recorded while sampling and log-probs of a teacher-forced re-scoring come from different
 // batch shapes (one token per sequence per decode vs the whole continuation in one batch) and pass
@@ -13,7 +11,7 @@ const LOGPROB_MAX_TOLERANCE = 2e-2;
 const LOGPROB_MEAN_TOLERANCE = 1e-3;
 const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
 
-describe.skipIf(!hasStories)("LlamaEngine on stories260K (real llama.cpp)", () => {
+describe("LlamaEngine on stories260K (real llama.cpp)", () => {
   let engine: LlamaEngine;
   beforeAll(async () => {
     engine = await openLlamaEngine({ modelPath: STORIES, threads: 1, gpu: "cpu" });

@@ -4,10 +4,9 @@ import os from "node:os";
 import path from "node:path";
 import { promisify } from "node:util";
 import { describe, expect, it, vi } from "vitest";
-import { CLI, hasStories, noStoriesReason, REPO_ROOT, readJsonlFile, STORIES } from "./helpers/shared.js";
+import { CLI, REPO_ROOT, readJsonlFile, STORIES } from "./helpers/shared.js";
 
 const run = promisify(execFile);
-if (!hasStories) console.warn(noStoriesReason);
 
 const TASK = path.join(REPO_ROOT, "examples/first-word-task.mjs");
 
@@ -52,7 +51,7 @@ const inferArgs = (data: string, out: string, extra: string[] = []) => [
   ...extra,
 ];
 
-describe.skipIf(!hasStories)("catrl infer on stories260K with a custom task (real llama.cpp)", () => {
+describe("catrl infer on stories260K with a custom task (real llama.cpp)", () => {
   it("runs the whole pipeline with every estimator, records run.json, reports bad rows", async () => {
     const dir = mkdtempSync(path.join(os.tmpdir(), "catrl-infer-"));
     const data = writeData(dir, 3, true);

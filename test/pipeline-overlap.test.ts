@@ -9,9 +9,7 @@ import {
 import type { VerifiableTask } from "../src/cat/task.js";
 import { type LlamaEngine, openLlamaEngine } from "../src/engine/llama-engine.js";
 import { SAMPLING_PRESETS } from "../src/engine/sampling-presets.js";
-import { hasStories, noStoriesReason, STORIES } from "./helpers/shared.js";
-
-if (!hasStories) console.warn(noStoriesReason);
+import { STORIES } from "./helpers/shared.js";
 
 /** The first word of a story is its "answer": enough to run the whole pipeline on stories260K. */
 const firstWord: VerifiableTask = {
@@ -49,7 +47,7 @@ const settings = (G: number): CatSettings => ({
   judgeSeesConversation: false,
 });
 
-describe.skipIf(!hasStories)("runCat overlaps synthesis with rollouts (stories260K)", () => {
+describe("runCat overlaps synthesis with rollouts (stories260K)", () => {
   let policy: LlamaEngine;
   let anchor: LlamaEngine;
   beforeAll(async () => {

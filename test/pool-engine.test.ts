@@ -9,7 +9,7 @@ import { type LlamaEngine, openLlamaEngine } from "../src/engine/llama-engine.js
 import { openPoolEngine, type PoolEngine } from "../src/engine/pool-engine.js";
 import type { Rollout } from "../src/engine/types.js";
 import { openTrainer } from "../src/rl/trainer/index.js";
-import { CLI, hasStories, noStoriesReason, REPO_ROOT, readJsonlFile, STORIES } from "./helpers/shared.js";
+import { CLI, REPO_ROOT, readJsonlFile, STORIES } from "./helpers/shared.js";
 import { noise } from "./trainer-helpers.js";
 
 /**
@@ -19,7 +19,6 @@ import { noise } from "./trainer-helpers.js";
  */
 
 const run = promisify(execFile);
-if (!hasStories) console.warn(noStoriesReason);
 const RAW = { temperature: 1, topK: 0, topP: 1, minP: 0 };
 const PROMPTS = [
   "Once upon a time",
@@ -29,7 +28,7 @@ const PROMPTS = [
   "Lily had a cat.",
 ];
 
-describe.skipIf(!hasStories)("PoolEngine: 2 CPU workers vs one engine (stories260K)", () => {
+describe("PoolEngine: 2 CPU workers vs one engine (stories260K)", () => {
   let pool: PoolEngine;
   let single: LlamaEngine;
   beforeAll(async () => {

@@ -5,9 +5,6 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type LlamaEngine, openLlamaEngine } from "../src/engine/llama-engine.js";
 import { SAMPLING_PRESETS } from "../src/engine/sampling-presets.js";
 import { writeRandomModel } from "../src/modelgen/index.js";
-import { hasStories, noStoriesReason } from "./helpers/shared.js";
-
-if (!hasStories) console.warn(noStoriesReason);
 
 /** stories260K's end-of-sequence token; the tiny preset copies its tokenizer. */
 const EOS = 2;
@@ -18,7 +15,7 @@ const PROMPT = "Once upon a time";
  * random-weight model with its tokenizer: about 1 token in 512 is EOS, so most of 16 rollouts of up to
  * 300 tokens end there.
  */
-describe.skipIf(!hasStories)("the end-of-generation token is part of the rollout", () => {
+describe("the end-of-generation token is part of the rollout", () => {
   let engine: LlamaEngine;
   beforeAll(async () => {
     const out = path.join(mkdtempSync(path.join(os.tmpdir(), "catrl-eog-")), "tiny.gguf");

@@ -6,11 +6,10 @@ import { pathToFileURL } from "node:url";
 import { promisify } from "node:util";
 import { describe, expect, it, vi } from "vitest";
 import { trainerAvailability } from "../src/rl/trainer/index.js";
-import { CLI, hasStories, noStoriesReason, REPO_ROOT, readJsonlFile, STORIES } from "./helpers/shared.js";
+import { CLI, REPO_ROOT, readJsonlFile, STORIES } from "./helpers/shared.js";
 import { chromium, haveChromium, inCI } from "./report-helpers.js";
 
 const run = promisify(execFile);
-if (!hasStories) console.warn(noStoriesReason);
 
 const TASK = path.join(REPO_ROOT, "examples/first-word-task.mjs");
 const env = { ...process.env, CATRL_THREADS: "1" };
@@ -28,7 +27,7 @@ const readJsonl = readJsonlFile;
  * first word), the frozen anchor's greedy synthesis as the reference, GRPO on a LoRA adapter that
  * node-llama-cpp reloads every step. The process is SIGKILLed mid-run and resumed with --resume alone.
  */
-describe.skipIf(!hasStories)("catrl train on stories260K (real llama.cpp + native trainer)", () => {
+describe("catrl train on stories260K (real llama.cpp + native trainer)", () => {
   it("the trainer addon is built (CI builds it in npm ci)", () => {
     const a = trainerAvailability();
     expect(a.ok, a.ok ? "" : a.reason).toBe(true);

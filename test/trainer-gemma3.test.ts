@@ -9,12 +9,10 @@ import { CLI, readJsonlFile } from "./helpers/shared.js";
 import {
   GEMMA3_TEST_WINDOW,
   generatedModel,
-  hasStories,
   llama,
   llamaLogprobs,
   maxAbsDiff,
   noise,
-  noStoriesReason,
   tmpDir,
 } from "./trainer-helpers.js";
 
@@ -56,125 +54,122 @@ function relMaxDiff(a: Float32Array[], b: Float32Array[]): number {
   return d / m;
 }
 
-describe.skipIf(!hasStories)(
-  `gemma3 in the native trainer${hasStories ? "" : ` — ${noStoriesReason}`}`,
-  () => {
-    it("GRPO loss gradients: layer by layer = whole graph, and central differences agree (F32, past the window)", async () => {
-      expect(BASE[0].prompt.length + BASE[0].completion.length).toBeGreaterThan(2 * GEMMA3_TEST_WINDOW);
-      // norm weights perturbed (post-attention, post-FFN and Q/K norms included) so their paths matter
-      const file = await generatedModel(tmpDir("fd-gemma3"), {
-        arch: "gemma3",
-        type: "f32",
-        seed: 12,
-        noise: 0.5,
-      });
-      const open = (graph: "layers" | "whole") =>
-        openTrainer({
-          modelPath: file,
-          threads: 1,
-          seed: 3,
-          graph,
-          lora: { rank: RANK, alpha: 8, targets: [...ALL] },
-        });
-      const t = await open("layers");
-      const whole = await open("whole");
-      try {
-        expect(t.info.arch).toBe("gemma3");
-        const b = t.info.lora.map((x, i) => noise(x.nOut * RANK, 50 + i, 0.3));
-        t.setState({ b });
-        whole.setState({ b });
-        const seqs = stepSeqs(await t.logprobs(BASE, { lora: true }));
-        const g = await t.lossAndGradient(seqs, OPTS);
-        const gW = await whole.lossAndGradient(seqs, OPTS);
-        expect(Number.isFinite(g.loss)).toBe(true);
-        expect(Math.abs(g.loss - gW.loss)).toBeLessThan(1e-6 * Math.max(1, Math.abs(gW.loss)));
-        expect(relMaxDiff(g.grads.a, gW.grads.a)).toBeLessThan(1e-4);
-        expect(relMaxDiff(g.grads.b, gW.grads.b)).toBeLessThan(1e-4);
-
-        // central differences on the 12 largest-gradient coordinates of A and of B, plus layer 0's
-        // largest (a local layer: its gradient crosses the global layer and both kinds of mask)
-        const state = t.getState();
-        const h = 1e-3;
-        const checked: { analytic: number; numeric: number }[] = [];
-        for (const k of ["a", "b"] as const) {
-          const coords: { i: number; j: number; v: number }[] = [];
-          g.grads[k].forEach((arr, i) => {
-            for (let j = 0; j < arr.length; j++) coords.push({ i, j, v: Math.abs(arr[j]) });
-          });
-          coords.sort((x, y) => y.v - x.v);
-          for (const c of [...coords.slice(0, 12), ...coords.filter((c) => c.i === 0).slice(0, 4)]) {
-            const orig = state[k][c.i][c.j];
-            const at = async (v: number) => {
-              const arrs = state[k].map((a) => a.slice());
-              arrs[c.i][c.j] = v;
-              t.setState({ [k]: arrs });
-              return (await t.lossAndGradient(seqs, OPTS)).loss;
-            };
-            const numeric = ((await at(orig + h)) - (await at(orig - h))) / (2 * h);
-            checked.push({ analytic: g.grads[k][c.i][c.j], numeric });
-          }
-          t.setState({ [k]: state[k] });
-        }
-        // as in trainer-grad.test.ts: float32 rounding over 2h bounds the numeric noise to ~1e-4
-        console.log("gemma3 finite differences", checked);
-        for (const c of checked)
-          expect(Math.abs(c.analytic - c.numeric)).toBeLessThan(0.01 * Math.abs(c.numeric) + 1e-4);
-        expect(checked.some((c) => Math.abs(c.numeric) > 1e-3)).toBe(true);
-      } finally {
-        t.dispose();
-        whole.dispose();
-      }
+describe(`gemma3 in the native trainer`, () => {
+  it("GRPO loss gradients: layer by layer = whole graph, and central differences agree (F32, past the window)", async () => {
+    expect(BASE[0].prompt.length + BASE[0].completion.length).toBeGreaterThan(2 * GEMMA3_TEST_WINDOW);
+    // norm weights perturbed (post-attention, post-FFN and Q/K norms included) so their paths matter
+    const file = await generatedModel(tmpDir("fd-gemma3"), {
+      arch: "gemma3",
+      type: "f32",
+      seed: 12,
+      noise: 0.5,
     });
-
-    it("catrl train runs CaT-RL steps on the gemma3-tiny preset, and node-llama-cpp loads the adapter it writes", async () => {
-      const dir = tmpDir("train-gemma3");
-      const model = await writeRandomModel({
-        preset: "gemma3-tiny",
-        type: "q8_0",
-        seed: 21,
-        out: path.join(dir, "gemma3-tiny.gguf"),
+    const open = (graph: "layers" | "whole") =>
+      openTrainer({
+        modelPath: file,
+        threads: 1,
+        seed: 3,
+        graph,
+        lora: { rank: RANK, alpha: 8, targets: [...ALL] },
       });
-      const data = path.join(dir, "prompts.jsonl");
-      const prompts = [
-        "Once upon a time, there was a little girl named Lily.",
-        "Tom and his dog went to the park.",
-      ];
-      writeFileSync(data, prompts.map((p, i) => JSON.stringify({ id: `q${i}`, prompt: p })).join("\n"));
-      // A random-weight model's first words almost never match the anchor's, so every group would have zero
-      // reward variance and no step would train: this task's "answer" is the parity of the completion's
-      // length, which matches about half the time.
-      const task = path.join(dir, "parity-task.mjs");
-      writeFileSync(
-        task,
-        "export const extract = (t) => String(t.length % 2);\nexport const match = (a, b) => a === b;\n",
-      );
-      const out = path.join(dir, "run");
-      // rollouts of 24 tokens after a ~15-token prompt: past the preset's 16-token window
-      await promisify(execFile)(
-        "node",
-        [CLI, "train", "--model", model.path, "--data", data, "--task", task]
-          .concat(["--out", out, "--steps", "3", "--max-tokens", "24", "--g", "4", "--prompts-per-step", "2"])
-          .concat(["--lora-rank", "4", "--lr", "1e-2", "--seed", "3", "--eval-every", "0"]),
-        { env: { ...process.env, CATRL_THREADS: "1" } },
-      );
-      const steps = readJsonlFile(path.join(out, "steps.jsonl"));
-      expect(steps.map((s) => s.step)).toEqual([1, 2, 3]);
-      const trained = steps.filter((s) => !s.skipped);
-      expect(trained.length).toBeGreaterThan(0);
-      for (const s of trained) expect(Number.isFinite(s.loss)).toBe(true);
-      const state = JSON.parse(readFileSync(path.join(out, "state.json"), "utf8"));
-      const adapter = path.join(out, state.adapter);
-      // the adapter loads in llama.cpp and moves its log-probs (LoRA B starts at zero, so only training does)
-      const m = await (await llama()).loadModel({ modelPath: model.path });
-      try {
-        const ids = [m.tokens.bos as number, ...(m.tokenize(prompts[0]) as number[])];
-        const seqs = [{ prompt: ids.slice(0, 3), completion: ids.slice(3) }];
-        const base = await llamaLogprobs(m, seqs);
-        const tuned = await llamaLogprobs(m, seqs, adapter);
-        expect(maxAbsDiff(base, tuned)).toBeGreaterThan(1e-4);
-      } finally {
-        await m.dispose();
+    const t = await open("layers");
+    const whole = await open("whole");
+    try {
+      expect(t.info.arch).toBe("gemma3");
+      const b = t.info.lora.map((x, i) => noise(x.nOut * RANK, 50 + i, 0.3));
+      t.setState({ b });
+      whole.setState({ b });
+      const seqs = stepSeqs(await t.logprobs(BASE, { lora: true }));
+      const g = await t.lossAndGradient(seqs, OPTS);
+      const gW = await whole.lossAndGradient(seqs, OPTS);
+      expect(Number.isFinite(g.loss)).toBe(true);
+      expect(Math.abs(g.loss - gW.loss)).toBeLessThan(1e-6 * Math.max(1, Math.abs(gW.loss)));
+      expect(relMaxDiff(g.grads.a, gW.grads.a)).toBeLessThan(1e-4);
+      expect(relMaxDiff(g.grads.b, gW.grads.b)).toBeLessThan(1e-4);
+
+      // central differences on the 12 largest-gradient coordinates of A and of B, plus layer 0's
+      // largest (a local layer: its gradient crosses the global layer and both kinds of mask)
+      const state = t.getState();
+      const h = 1e-3;
+      const checked: { analytic: number; numeric: number }[] = [];
+      for (const k of ["a", "b"] as const) {
+        const coords: { i: number; j: number; v: number }[] = [];
+        g.grads[k].forEach((arr, i) => {
+          for (let j = 0; j < arr.length; j++) coords.push({ i, j, v: Math.abs(arr[j]) });
+        });
+        coords.sort((x, y) => y.v - x.v);
+        for (const c of [...coords.slice(0, 12), ...coords.filter((c) => c.i === 0).slice(0, 4)]) {
+          const orig = state[k][c.i][c.j];
+          const at = async (v: number) => {
+            const arrs = state[k].map((a) => a.slice());
+            arrs[c.i][c.j] = v;
+            t.setState({ [k]: arrs });
+            return (await t.lossAndGradient(seqs, OPTS)).loss;
+          };
+          const numeric = ((await at(orig + h)) - (await at(orig - h))) / (2 * h);
+          checked.push({ analytic: g.grads[k][c.i][c.j], numeric });
+        }
+        t.setState({ [k]: state[k] });
       }
-    }, 240_000);
-  },
-);
+      // as in trainer-grad.test.ts: float32 rounding over 2h bounds the numeric noise to ~1e-4
+      console.log("gemma3 finite differences", checked);
+      for (const c of checked)
+        expect(Math.abs(c.analytic - c.numeric)).toBeLessThan(0.01 * Math.abs(c.numeric) + 1e-4);
+      expect(checked.some((c) => Math.abs(c.numeric) > 1e-3)).toBe(true);
+    } finally {
+      t.dispose();
+      whole.dispose();
+    }
+  });
+
+  it("catrl train runs CaT-RL steps on the gemma3-tiny preset, and node-llama-cpp loads the adapter it writes", async () => {
+    const dir = tmpDir("train-gemma3");
+    const model = await writeRandomModel({
+      preset: "gemma3-tiny",
+      type: "q8_0",
+      seed: 21,
+      out: path.join(dir, "gemma3-tiny.gguf"),
+    });
+    const data = path.join(dir, "prompts.jsonl");
+    const prompts = [
+      "Once upon a time, there was a little girl named Lily.",
+      "Tom and his dog went to the park.",
+    ];
+    writeFileSync(data, prompts.map((p, i) => JSON.stringify({ id: `q${i}`, prompt: p })).join("\n"));
+    // A random-weight model's first words almost never match the anchor's, so every group would have zero
+    // reward variance and no step would train: this task's "answer" is the parity of the completion's
+    // length, which matches about half the time.
+    const task = path.join(dir, "parity-task.mjs");
+    writeFileSync(
+      task,
+      "export const extract = (t) => String(t.length % 2);\nexport const match = (a, b) => a === b;\n",
+    );
+    const out = path.join(dir, "run");
+    // rollouts of 24 tokens after a ~15-token prompt: past the preset's 16-token window
+    await promisify(execFile)(
+      "node",
+      [CLI, "train", "--model", model.path, "--data", data, "--task", task]
+        .concat(["--out", out, "--steps", "3", "--max-tokens", "24", "--g", "4", "--prompts-per-step", "2"])
+        .concat(["--lora-rank", "4", "--lr", "1e-2", "--seed", "3", "--eval-every", "0"]),
+      { env: { ...process.env, CATRL_THREADS: "1" } },
+    );
+    const steps = readJsonlFile(path.join(out, "steps.jsonl"));
+    expect(steps.map((s) => s.step)).toEqual([1, 2, 3]);
+    const trained = steps.filter((s) => !s.skipped);
+    expect(trained.length).toBeGreaterThan(0);
+    for (const s of trained) expect(Number.isFinite(s.loss)).toBe(true);
+    const state = JSON.parse(readFileSync(path.join(out, "state.json"), "utf8"));
+    const adapter = path.join(out, state.adapter);
+    // the adapter loads in llama.cpp and moves its log-probs (LoRA B starts at zero, so only training does)
+    const m = await (await llama()).loadModel({ modelPath: model.path });
+    try {
+      const ids = [m.tokens.bos as number, ...(m.tokenize(prompts[0]) as number[])];
+      const seqs = [{ prompt: ids.slice(0, 3), completion: ids.slice(3) }];
+      const base = await llamaLogprobs(m, seqs);
+      const tuned = await llamaLogprobs(m, seqs, adapter);
+      expect(maxAbsDiff(base, tuned)).toBeGreaterThan(1e-4);
+    } finally {
+      await m.dispose();
+    }
+  }, 240_000);
+});

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { openTrainer, type StepOptions } from "../src/rl/trainer/index.js";
-import { hasStories, noise, noStoriesReason, STORIES } from "./trainer-helpers.js";
+import { noise, STORIES } from "./trainer-helpers.js";
 
 const ALL = ["q", "k", "v", "o", "gate", "up", "down"] as const;
 const OPTS: StepOptions = { lr: 0, beta: 0.1, clipEps: 0.2, microBatch: 2, maxGradNorm: 0, weightDecay: 0 };
@@ -54,7 +54,7 @@ function relMaxDiff(a: Float32Array[], b: Float32Array[]): number {
   return d / m;
 }
 
-describe.skipIf(!hasStories)(`layer-by-layer trainer${hasStories ? "" : ` — ${noStoriesReason}`}`, () => {
+describe(`layer-by-layer trainer`, () => {
   it("gives the whole-graph loss, log-probs and LoRA gradients on stories260K (head in chunks of 3 positions)", async () => {
     const layers = await open({ graph: "layers", headChunk: 3 });
     const whole = await open({ graph: "whole" });

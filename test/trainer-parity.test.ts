@@ -10,7 +10,6 @@ import {
   llamaLogprobs,
   maxAbsDiff,
   noise,
-  noStoriesReason,
   STORIES,
   tmpDir,
 } from "./trainer-helpers.js";
@@ -120,19 +119,16 @@ async function parity(modelPath: string, rank: number, bScale: number, seed: num
 const GEMMA3_EXACT_TOL = 1e-2;
 
 describe("log-prob parity with node-llama-cpp", () => {
-  it.skipIf(!hasStories)(
-    `stories260K (F32), LoRA off and on${hasStories ? "" : ` — ${noStoriesReason}`}`,
-    async () => {
-      const r = await parity(STORIES, 4, 0.05, 1);
-      console.log("stories260K parity", r);
-      expect(r.shift).toBeGreaterThan(0.05);
-      expect(r.base).toBeLessThan(1e-4);
-      expect(r.lora).toBeLessThan(1e-4);
-      expect(r.baseDefault).toBeLessThan(3e-2);
-      expect(r.loraDefault).toBeLessThan(3e-2);
-      expect(r.packedVsAlone).toBeLessThan(1e-4);
-    },
-  );
+  it(`stories260K (F32), LoRA off and on`, async () => {
+    const r = await parity(STORIES, 4, 0.05, 1);
+    console.log("stories260K parity", r);
+    expect(r.shift).toBeGreaterThan(0.05);
+    expect(r.base).toBeLessThan(1e-4);
+    expect(r.lora).toBeLessThan(1e-4);
+    expect(r.baseDefault).toBeLessThan(3e-2);
+    expect(r.loraDefault).toBeLessThan(3e-2);
+    expect(r.packedVsAlone).toBeLessThan(1e-4);
+  });
 
   // generated models cover the three architectures, the other weight types, tied embeddings,
   // qwen3's q/k norms and qwen2's biases (norm weights and biases perturbed so they matter)
@@ -145,20 +141,17 @@ describe("log-prob parity with node-llama-cpp", () => {
     { name: "gemma3 Q8_0, sliding window", arch: "gemma3", type: "q8_0", seed: 11 },
   ] as const;
   for (const g of generated)
-    it.skipIf(!hasStories)(
-      `generated ${g.name}, LoRA off and on${hasStories ? "" : ` — ${noStoriesReason}`}`,
-      async () => {
-        const file = await generatedModel(tmpDir("gen"), { ...g, noise: 0.5 });
-        const r = await parity(file, 4, 0.5, g.seed);
-        console.log(`${g.name} parity`, r);
-        if (g.arch === "gemma3") expect(r.longest).toBeGreaterThan(2 * GEMMA3_TEST_WINDOW);
-        const exact = g.arch === "gemma3" ? GEMMA3_EXACT_TOL : 1e-4;
-        expect(r.shift).toBeGreaterThan(0.05);
-        expect(r.base).toBeLessThan(exact);
-        expect(r.lora).toBeLessThan(exact);
-        expect(r.baseDefault).toBeLessThan(3e-2);
-        expect(r.loraDefault).toBeLessThan(3e-2);
-        expect(r.packedVsAlone).toBeLessThan(2e-2);
-      },
-    );
+    it(`generated ${g.name}, LoRA off and on`, async () => {
+      const file = await generatedModel(tmpDir("gen"), { ...g, noise: 0.5 });
+      const r = await parity(file, 4, 0.5, g.seed);
+      console.log(`${g.name} parity`, r);
+      if (g.arch === "gemma3") expect(r.longest).toBeGreaterThan(2 * GEMMA3_TEST_WINDOW);
+      const exact = g.arch === "gemma3" ? GEMMA3_EXACT_TOL : 1e-4;
+      expect(r.shift).toBeGreaterThan(0.05);
+      expect(r.base).toBeLessThan(exact);
+      expect(r.lora).toBeLessThan(exact);
+      expect(r.baseDefault).toBeLessThan(3e-2);
+      expect(r.loraDefault).toBeLessThan(3e-2);
+      expect(r.packedVsAlone).toBeLessThan(2e-2);
+    });
 });
